@@ -1,0 +1,408 @@
+//! Contact-center platforms: Genesys Cloud and NICE CXone token minting, and the pool that
+//! shares minted tokens between ephemeral resources of one provider process.
+
+pub(crate) mod cxone;
+pub(crate) mod genesys;
+pub(crate) mod pool;
+pub(crate) mod regions;
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+use zeroize::Zeroizing;
+
+use crate::net::{self, Attempt, Budget, GaveUp, RetryPolicy};
+
+/// What can go wrong talking to a platform. Messages never contain credentials or tokens.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub(crate) enum PlatformError {
+    /// The platform refused the request (bad credentials, unauthorized grant, ...). Permanent.
+    #[error("{platform} at {endpoint} refused the request: HTTP {status} {code}{}", describe(.description))]
+    Rejected {
+        platform: &'static str,
+        endpoint: String,
+        status: u16,
+        code: String,
+        description: String,
+    },
+    /// Throttled: Genesys's login rate limit (HTTP 400) or HTTP 429.
+    #[error("{platform} at {endpoint} is rate limiting requests (HTTP {status}{})", describe(.description))]
+    RateLimited {
+        platform: &'static str,
+        endpoint: String,
+        status: u16,
+        description: String,
+    },
+    #[error("{platform} at {endpoint} is unavailable (HTTP {status})")]
+    Unavailable {
+        platform: &'static str,
+        endpoint: String,
+        status: u16,
+    },
+    #[error("cannot reach {platform} at {endpoint}: {reason}")]
+    Unreachable {
+        platform: &'static str,
+        endpoint: String,
+        reason: String,
+    },
+    #[error("unexpected response from {platform} at {endpoint}: {problem}")]
+    BadResponse {
+        platform: &'static str,
+        endpoint: String,
+        problem: String,
+    },
+    #[error("{0}")]
+    GaveUp(String),
+    #[error("Terraform was interrupted")]
+    Cancelled,
+}
+
+fn describe(description: &str) -> String {
+    if description.is_empty() {
+        String::new()
+    } else {
+        format!(": {description}")
+    }
+}
+
+impl PlatformError {
+    pub(crate) fn from_gave_up(g: GaveUp<PlatformError>) -> Self {
+        match g {
+            GaveUp::Error { error, attempts: 1 } => error,
+            GaveUp::Error { error, attempts } => {
+                PlatformError::GaveUp(format!("{error} (gave up after {attempts} attempts)"))
+            }
+            GaveUp::Cancelled => PlatformError::Cancelled,
+            deadline @ GaveUp::Deadline { .. } => PlatformError::GaveUp(deadline.to_string()),
+        }
+    }
+
+    /// The OAuth error code when the platform refused the credentials themselves.
+    pub(crate) fn rejected_credential(&self) -> Option<&str> {
+        match self {
+            PlatformError::Rejected { code, .. }
+                if matches!(code.as_str(), "invalid_client" | "invalid_grant") =>
+            {
+                Some(code)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The code and description of an error body. Genesys's token endpoint sends `error` with
+/// both `description` and `error_description`; its API sends `code` and `message`; CXone's
+/// model says `error` and `errorDescription`. The first non-empty of each wins.
+#[derive(Default)]
+struct ErrorInfo {
+    code: String,
+    description: String,
+}
+
+impl ErrorInfo {
+    fn parse(body: &[u8]) -> Self {
+        let Ok(serde_json::Value::Object(obj)) = serde_json::from_slice::<serde_json::Value>(body)
+        else {
+            return ErrorInfo::default();
+        };
+        let first = |names: &[&str]| {
+            names
+                .iter()
+                .filter_map(|n| obj.get(*n).and_then(serde_json::Value::as_str))
+                .find(|s| !s.trim().is_empty())
+                .map(tidy)
+                .unwrap_or_default()
+        };
+        ErrorInfo {
+            code: first(&["error", "code"]),
+            description: first(&[
+                "error_description",
+                "errorDescription",
+                "description",
+                "message",
+            ]),
+        }
+    }
+}
+
+/// A short, single-line, bounded version of a server-provided text.
+fn tidy(text: &str) -> String {
+    let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() > 200 {
+        format!("{}…", one_line.chars().take(200).collect::<String>())
+    } else {
+        one_line
+    }
+}
+
+/// A token endpoint's success body. Extra fields (refresh and id tokens) are ignored, so
+/// they are never held.
+#[derive(serde::Deserialize)]
+pub(crate) struct TokenBody {
+    pub(crate) access_token: SecretString,
+    #[serde(default)]
+    pub(crate) token_type: String,
+    #[serde(default)]
+    pub(crate) expires_in: Option<i64>,
+}
+
+/// Classifies a platform reply: success bodies are returned; throttling, 5xx and transport
+/// failures are retried; everything else is a permanent refusal.
+fn classify(
+    platform: &'static str,
+    endpoint: &Url,
+    status: u16,
+    body: &[u8],
+    after: Option<Duration>,
+) -> Attempt<(), PlatformError> {
+    let endpoint = endpoint.as_str().to_owned();
+    let err = ErrorInfo::parse(body);
+    let description = err.description;
+    match status {
+        200..=299 => Attempt::Done(()),
+        429 => Attempt::Retry {
+            error: PlatformError::RateLimited {
+                platform,
+                endpoint,
+                status,
+                description,
+            },
+            after,
+        },
+        // Genesys signals login throttling as 400 invalid_request "rate limit exceeded; ...".
+        400 if err.code == "invalid_request"
+            && description
+                .to_ascii_lowercase()
+                .starts_with("rate limit exceeded") =>
+        {
+            Attempt::Retry {
+                error: PlatformError::RateLimited {
+                    platform,
+                    endpoint,
+                    status,
+                    description,
+                },
+                after,
+            }
+        }
+        500 | 502..=599 => Attempt::Retry {
+            error: PlatformError::Unavailable {
+                platform,
+                endpoint,
+                status,
+            },
+            after,
+        },
+        400..=499 | 501 => Attempt::Fail(PlatformError::Rejected {
+            platform,
+            endpoint,
+            status,
+            code: if err.code.is_empty() {
+                "(no error code)".to_owned()
+            } else {
+                err.code
+            },
+            description,
+        }),
+        _ => Attempt::Fail(PlatformError::BadResponse {
+            platform,
+            endpoint,
+            problem: format!("unexpected HTTP status {status}"),
+        }),
+    }
+}
+
+/// One request with retries; returns the body of a 2xx reply (zeroed on drop).
+pub(crate) async fn exchange<F>(
+    platform: &'static str,
+    endpoint: &Url,
+    policy: &RetryPolicy,
+    budget: &Budget,
+    build: F,
+) -> Result<Zeroizing<Vec<u8>>, PlatformError>
+where
+    F: Fn() -> reqwest::RequestBuilder,
+{
+    let waiting_for = format!("{platform} at {endpoint}");
+    net::retry(policy, budget, &waiting_for, |_| {
+        let req = build();
+        async move {
+            let unreachable = |e: reqwest::Error| PlatformError::Unreachable {
+                platform,
+                endpoint: endpoint.as_str().to_owned(),
+                reason: net::describe_transport(&e),
+            };
+            let resp = match req.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    return Attempt::Retry {
+                        error: unreachable(e),
+                        after: None,
+                    };
+                }
+            };
+            let status = resp.status().as_u16();
+            let after = net::retry_after(resp.headers());
+            let body = match resp.bytes().await {
+                Ok(b) => Zeroizing::new(b.to_vec()),
+                Err(e) => {
+                    return Attempt::Retry {
+                        error: unreachable(e),
+                        after: None,
+                    };
+                }
+            };
+            match classify(platform, endpoint, status, &body, after) {
+                Attempt::Done(()) => Attempt::Done(body),
+                Attempt::Retry { error, after } => Attempt::Retry { error, after },
+                Attempt::Fail(e) => Attempt::Fail(e),
+            }
+        }
+    })
+    .await
+    .map_err(PlatformError::from_gave_up)
+}
+
+/// Parses a token endpoint's success body.
+pub(crate) fn parse_token(
+    platform: &'static str,
+    endpoint: &Url,
+    body: &[u8],
+) -> Result<TokenBody, PlatformError> {
+    let bad = |problem: &str| PlatformError::BadResponse {
+        platform,
+        endpoint: endpoint.as_str().to_owned(),
+        problem: problem.to_owned(),
+    };
+    let token: TokenBody = serde_json::from_slice(body).map_err(|e| {
+        bad(&if e.is_data() {
+            "the token response lacks a string access_token".to_owned()
+        } else {
+            format!(
+                "the token response is not valid JSON (line {} column {})",
+                e.line(),
+                e.column()
+            )
+        })
+    })?;
+    if token.access_token.expose_secret().trim().is_empty() {
+        return Err(bad("the token response has an empty access_token"));
+    }
+    if token.expires_in.is_some_and(|e| e <= 0) {
+        return Err(bad("the token response has a non-positive expires_in"));
+    }
+    Ok(token)
+}
+
+/// A bearer header value that HTTP tooling will not print.
+pub(crate) fn bearer(token: &SecretString) -> Option<reqwest::header::HeaderValue> {
+    let mut v =
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
+            .ok()?;
+    v.set_sensitive(true);
+    Some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url() -> Url {
+        Url::parse("https://login.mypurecloud.com/oauth/token").unwrap()
+    }
+
+    fn kind(a: Attempt<(), PlatformError>) -> String {
+        match a {
+            Attempt::Done(()) => "done".into(),
+            Attempt::Retry { error, .. } => format!("retry: {error}"),
+            Attempt::Fail(error) => format!("fail: {error}"),
+        }
+    }
+
+    #[test]
+    fn classification_follows_the_platforms() {
+        let p = "Genesys Cloud";
+        let cases: [(u16, &str, &str); 8] = [
+            (200, "{}", "done"),
+            (
+                401,
+                r#"{"error":"invalid_client","description":"authentication failed","error_description":"authentication failed"}"#,
+                "fail: Genesys Cloud at https://login.mypurecloud.com/oauth/token refused the request: HTTP 401 invalid_client: authentication failed",
+            ),
+            (
+                400,
+                r#"{"error":"invalid_request","error_description":"rate limit exceeded; retry later"}"#,
+                "retry: Genesys Cloud at https://login.mypurecloud.com/oauth/token is rate limiting requests (HTTP 400: rate limit exceeded; retry later)",
+            ),
+            (
+                400,
+                r#"{"error":"invalid_request","error_description":"missing grant"}"#,
+                "fail: ",
+            ),
+            (
+                429,
+                r#"{"message":"x","code":"too.many.requests.retry.after","status":429}"#,
+                "retry: ",
+            ),
+            (
+                503,
+                "<html>",
+                "retry: Genesys Cloud at https://login.mypurecloud.com/oauth/token is unavailable (HTTP 503)",
+            ),
+            (501, "", "fail: "),
+            (302, "", "fail: unexpected response"),
+        ];
+        for (status, body, want) in cases {
+            let got = kind(classify(p, &url(), status, body.as_bytes(), None));
+            assert!(
+                got.starts_with(want) || got.contains(want),
+                "{status}: {got}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejected_credentials_are_recognised() {
+        let r = |code: &str| PlatformError::Rejected {
+            platform: "x",
+            endpoint: "e".into(),
+            status: 401,
+            code: code.into(),
+            description: String::new(),
+        };
+        assert_eq!(
+            r("invalid_client").rejected_credential(),
+            Some("invalid_client")
+        );
+        assert_eq!(
+            r("invalid_grant").rejected_credential(),
+            Some("invalid_grant")
+        );
+        assert_eq!(r("unauthorized_client").rejected_credential(), None);
+    }
+
+    #[test]
+    fn token_parsing_rejects_malformed_bodies_without_echoing_them() {
+        let u = url();
+        assert!(
+            parse_token(
+                "p",
+                &u,
+                br#"{"access_token":"t","token_type":"bearer","expires_in":86399}"#
+            )
+            .is_ok()
+        );
+        for body in [
+            &b"not json"[..],
+            br#"{"token":"secret-ish"}"#,
+            br#"{"access_token":""}"#,
+            br#"{"access_token":"t","expires_in":0}"#,
+            br#"{"access_token":5}"#,
+        ] {
+            let e = parse_token("p", &u, body).err().unwrap().to_string();
+            assert!(!e.contains("secret-ish"), "{e}");
+            assert!(e.starts_with("unexpected response from p"), "{e}");
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! `ccsecrets_vault_secret`: the generic KV v2 read, as an ephemeral value.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+
+use super::attr::*;
+use super::{Source, read, source_attributes, validate_source};
+use crate::framework::{
+    Attribute, Block, Config, Diagnostics, EphemeralResource, Opened, Schema, Type, Value,
+};
+use crate::provider::Context;
+
+const DATA: &str = "data";
+const DATA_JSON: &str = "data_json";
+
+pub(super) struct VaultSecret;
+
+fn schema() -> Schema {
+    let mut attrs = source_attributes("the values to read");
+    attrs.extend([
+        Attribute::computed(DATA, Type::map_of_strings(), "The secret's key/value pairs. Values that are not strings in Vault are given as JSON text.").sensitive(),
+        Attribute::computed(DATA_JSON, Type::String, "The whole secret as a JSON object, with its original value types; decode with `jsondecode`.").sensitive(),
+        Attribute::computed(CREATED_TIME, Type::String, "When the version read was written (RFC 3339)."),
+        Attribute::computed(CUSTOM_METADATA, Type::map_of_strings(), "The secret's KV custom metadata (not secret)."),
+    ]);
+    Schema::new(Block::new(
+        "Reads a secret from a Vault or OpenBao KV version 2 secrets engine as an ephemeral value: usable in provider blocks and write-only arguments, never written to plan or state.",
+        attrs,
+    ))
+}
+
+#[async_trait]
+impl EphemeralResource<Context> for VaultSecret {
+    fn type_name(&self) -> &'static str {
+        "ccsecrets_vault_secret"
+    }
+
+    fn schema(&self) -> Schema {
+        schema()
+    }
+
+    fn validate(&self, config: &Config) -> Diagnostics {
+        validate_source(config)
+    }
+
+    async fn open(&self, ctx: &Context, config: &Config) -> Result<Opened, Diagnostics> {
+        let src = Source::from_config(config, ctx)?;
+        let secret = read(ctx, &ctx.budget(), &src, src.version).await?;
+        let data: BTreeMap<String, Value> = secret
+            .data
+            .entries()
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::Secret(v.clone())))
+            .collect();
+        let metadata: BTreeMap<String, Value> = secret
+            .metadata
+            .custom_metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::from(v.clone())))
+            .collect();
+        let mut result: Vec<(&str, Value)> = src.result_values(secret.metadata.version).into();
+        result.extend([
+            (DATA, Value::Map(data)),
+            (DATA_JSON, Value::Secret(secret.data.json().clone())),
+            (
+                CREATED_TIME,
+                Value::from(secret.metadata.created_time.clone()),
+            ),
+            (CUSTOM_METADATA, Value::Map(metadata)),
+        ]);
+        Ok(Opened {
+            result: Value::object(result),
+            ..Opened::default()
+        })
+    }
+}

@@ -1,0 +1,428 @@
+//! How the client gets its Vault token: a static token, or one login per process with AppRole,
+//! JWT/OIDC or Kubernetes, renewed in the background while it is in use and revoked at shutdown.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Mutex;
+use url::Url;
+use zeroize::Zeroizing;
+
+use super::{Reply, VaultError, VaultSettings, error_message, json_body, token_header};
+use crate::net::{self, Attempt, Budget, RetryPolicy};
+
+/// Where a login credential comes from. Files and variables are read at each login, so a
+/// rotated file (a projected Kubernetes token, a CI OIDC token) is picked up.
+#[derive(Clone)]
+pub(crate) enum SecretSource {
+    Value(SecretString),
+    File(PathBuf),
+    Env(String),
+}
+
+impl std::fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretSource::Value(_) => f.write_str("Value(..)"),
+            SecretSource::File(p) => write!(f, "File({})", p.display()),
+            SecretSource::Env(v) => write!(f, "Env({v})"),
+        }
+    }
+}
+
+impl SecretSource {
+    fn load(&self) -> Result<SecretString, String> {
+        let value = match self {
+            SecretSource::Value(v) => return Ok(v.clone()),
+            SecretSource::File(path) => std::fs::read_to_string(path)
+                .map(Zeroizing::new)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+            SecretSource::Env(name) => std::env::var(name)
+                .map(Zeroizing::new)
+                .map_err(|_| format!("environment variable {name} is not set"))?,
+        };
+        let trimmed = value.trim();
+        if trimmed.is_empty() {
+            return Err(match self {
+                SecretSource::File(path) => format!("{} is empty", path.display()),
+                _ => "the value is empty".to_owned(),
+            });
+        }
+        Ok(SecretString::from(trimmed))
+    }
+}
+
+/// How the client authenticates.
+#[derive(Debug, Clone)]
+pub(crate) enum AuthMethod {
+    /// A token given directly (attribute, environment or token file). Never revoked by us.
+    Token(Option<SecretString>),
+    AppRole {
+        mount: String,
+        role_id: String,
+        secret_id: SecretSource,
+    },
+    Jwt {
+        mount: String,
+        role: String,
+        jwt: SecretSource,
+    },
+    Kubernetes {
+        mount: String,
+        role: String,
+        jwt: SecretSource,
+    },
+}
+
+impl AuthMethod {
+    fn name(&self) -> &'static str {
+        match self {
+            AuthMethod::Token(_) => "token",
+            AuthMethod::AppRole { .. } => "approle",
+            AuthMethod::Jwt { .. } => "jwt",
+            AuthMethod::Kubernetes { .. } => "kubernetes",
+        }
+    }
+}
+
+/// The token in use.
+struct Session {
+    token: SecretString,
+    /// Obtained by logging in (so ours to renew and revoke).
+    login: bool,
+    /// When the token stops working, if it expires.
+    expires: Option<Instant>,
+}
+
+/// The `auth` part of a login or renew response.
+#[derive(serde::Deserialize)]
+struct AuthBody {
+    auth: Option<AuthInfo>,
+}
+
+#[derive(serde::Deserialize)]
+struct AuthInfo {
+    client_token: SecretString,
+    #[serde(default)]
+    lease_duration: u64,
+    #[serde(default)]
+    renewable: bool,
+}
+
+pub(super) struct Inner {
+    pub(super) address: Url,
+    namespace: Option<String>,
+    http: reqwest::Client,
+    pub(super) retry: RetryPolicy,
+    auth: AuthMethod,
+    session: Mutex<Option<Session>>,
+    renewer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Inner {
+    pub(super) fn new(settings: VaultSettings, http: reqwest::Client) -> Self {
+        Inner {
+            address: settings.address,
+            namespace: settings.namespace,
+            http,
+            retry: settings.retry,
+            auth: settings.auth,
+            session: Mutex::new(None),
+            renewer: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn address(&self) -> String {
+        self.address.as_str().trim_end_matches('/').to_owned()
+    }
+
+    /// Sends one request. Transport failures become `Unreachable`.
+    pub(super) async fn send(
+        &self,
+        method: Method,
+        api_path: &str,
+        query: Option<(&str, String)>,
+        body: Option<Zeroizing<String>>,
+        token: Option<&SecretString>,
+    ) -> Result<(Reply, Option<Duration>), VaultError> {
+        let url = net::join(&self.address, &format!("/v1/{api_path}"));
+        let mut req = self
+            .http
+            .request(method, url)
+            .header("X-Vault-Request", "true");
+        if let Some((k, v)) = query {
+            req = req.query(&[(k, v)]);
+        }
+        if let Some(ns) = &self.namespace {
+            req = req.header("X-Vault-Namespace", ns);
+        }
+        if let Some(h) = token.and_then(token_header) {
+            req = req.header("X-Vault-Token", h);
+        }
+        if let Some(body) = body {
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.as_bytes().to_vec());
+        }
+        let unreachable = |e: reqwest::Error| VaultError::Unreachable {
+            address: self.address(),
+            reason: net::describe_transport(&e),
+        };
+        let resp = req.send().await.map_err(unreachable)?;
+        let status = resp.status();
+        let after = net::retry_after(resp.headers());
+        let body = Zeroizing::new(resp.bytes().await.map_err(unreachable)?.to_vec());
+        Ok((Reply { status, body }, after))
+    }
+
+    pub(super) fn unavailable(&self, reply: &Reply) -> VaultError {
+        let message = error_message(&reply.body);
+        VaultError::Unavailable {
+            address: self.address(),
+            status: reply.status.as_u16(),
+            sealed: message.to_ascii_lowercase().contains("sealed"),
+            message,
+        }
+    }
+
+    pub(super) fn forbidden(&self, what: &str, body: &[u8]) -> VaultError {
+        VaultError::Forbidden {
+            address: self.address(),
+            what: what.to_owned(),
+            message: error_message(body),
+        }
+    }
+
+    /// The token to use now, logging in (once, under the lock) if needed.
+    pub(super) async fn token(
+        self: &Arc<Self>,
+        budget: &Budget,
+    ) -> Result<SecretString, VaultError> {
+        let mut session = self.session.lock().await;
+        if let Some(s) = session.as_ref() {
+            let fresh = s.expires.is_none_or(|at| {
+                at.saturating_duration_since(Instant::now()) > Duration::from_secs(5)
+            });
+            if fresh {
+                return Ok(s.token.clone());
+            }
+        }
+        let new = match &self.auth {
+            AuthMethod::Token(Some(t)) => Session {
+                token: t.clone(),
+                login: false,
+                expires: None,
+            },
+            AuthMethod::Token(None) => return Err(VaultError::NoToken),
+            _ => self.login(budget).await?,
+        };
+        let token = new.token.clone();
+        let renew_in = new.expires.filter(|_| new.login).map(|at| {
+            at.saturating_duration_since(Instant::now())
+                .mul_f64(2.0 / 3.0)
+        });
+        *session = Some(new);
+        drop(session);
+        if let Some(delay) = renew_in {
+            self.schedule_renewal(delay);
+        }
+        Ok(token)
+    }
+
+    async fn login(&self, budget: &Budget) -> Result<Session, VaultError> {
+        let method = self.auth.name();
+        let (mount, body) = match &self.auth {
+            AuthMethod::Token(_) => return Err(VaultError::NoToken),
+            AuthMethod::AppRole {
+                mount,
+                role_id,
+                secret_id,
+            } => {
+                let secret_id = secret_id
+                    .load()
+                    .map_err(|message| self.login_error(mount, message))?;
+                let body =
+                    serde_json::json!({"role_id": role_id, "secret_id": secret_id.expose_secret()});
+                (mount, json_body(body))
+            }
+            AuthMethod::Jwt { mount, role, jwt } | AuthMethod::Kubernetes { mount, role, jwt } => {
+                let jwt = jwt
+                    .load()
+                    .map_err(|message| self.login_error(mount, message))?;
+                (
+                    mount,
+                    json_body(serde_json::json!({"role": role, "jwt": jwt.expose_secret()})),
+                )
+            }
+        };
+        let path = format!("auth/{}/login", mount.trim_matches('/'));
+        let waiting_for = format!("Vault at {} (logging in with {method})", self.address());
+        let reply = net::retry(&self.retry, budget, &waiting_for, |_| {
+            let body = body.clone();
+            let path = path.as_str();
+            async move {
+                match self.send(Method::POST, path, None, Some(body), None).await {
+                    Err(e) => Attempt::Retry {
+                        error: e,
+                        after: None,
+                    },
+                    Ok((reply, after))
+                        if matches!(reply.status.as_u16(), 429 | 500 | 502..=504) =>
+                    {
+                        Attempt::Retry {
+                            error: self.unavailable(&reply),
+                            after,
+                        }
+                    }
+                    Ok((reply, _)) => Attempt::Done(reply),
+                }
+            }
+        })
+        .await
+        .map_err(VaultError::from_gave_up)?;
+        if reply.status != StatusCode::OK {
+            return Err(self.login_error(
+                mount,
+                format!(
+                    "HTTP {}: {}",
+                    reply.status.as_u16(),
+                    error_message(&reply.body)
+                ),
+            ));
+        }
+        let auth = serde_json::from_slice::<AuthBody>(&reply.body)
+            .ok()
+            .and_then(|b| b.auth)
+            .ok_or_else(|| {
+                self.login_error(mount, "the response has no auth.client_token".to_owned())
+            })?;
+        tracing::info!(method, mount = %mount, ttl_s = auth.lease_duration, renewable = auth.renewable, "logged in to Vault");
+        Ok(Session {
+            token: auth.client_token,
+            login: true,
+            expires: (auth.lease_duration > 0)
+                .then(|| Instant::now() + Duration::from_secs(auth.lease_duration)),
+        })
+    }
+
+    fn login_error(&self, mount: &str, message: String) -> VaultError {
+        VaultError::Login {
+            method: self.auth.name(),
+            mount: mount.to_owned(),
+            message,
+        }
+    }
+
+    /// Forgets a login session (so the next request logs in again). False for static tokens.
+    pub(super) async fn drop_login_session(&self) -> bool {
+        let mut session = self.session.lock().await;
+        if session.as_ref().is_some_and(|s| s.login) {
+            *session = None;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn schedule_renewal(self: &Arc<Self>, delay: Duration) {
+        let weak: Weak<Inner> = Arc::downgrade(self);
+        let task = tokio::spawn(async move {
+            let mut delay = delay;
+            loop {
+                tokio::time::sleep(delay).await;
+                let Some(inner) = weak.upgrade() else { return };
+                match inner.renew().await {
+                    Some(next) => delay = next,
+                    None => return,
+                }
+            }
+        });
+        if let Some(old) = self
+            .renewer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .replace(task)
+        {
+            old.abort();
+        }
+    }
+
+    /// Renews the login token; returns when to renew next, or `None` to stop (the next
+    /// request then logs in again once the token expires).
+    async fn renew(&self) -> Option<Duration> {
+        let token = {
+            let s = self.session.lock().await;
+            s.as_ref().filter(|s| s.login)?.token.clone()
+        };
+        let res = self
+            .send(
+                Method::POST,
+                "auth/token/renew-self",
+                None,
+                Some(json_body(serde_json::json!({}))),
+                Some(&token),
+            )
+            .await;
+        let info = match res {
+            Ok((reply, _)) if reply.status == StatusCode::OK => {
+                serde_json::from_slice::<AuthBody>(&reply.body)
+                    .ok()
+                    .and_then(|b| b.auth)
+            }
+            Ok((reply, _)) => {
+                tracing::warn!(
+                    status = reply.status.as_u16(),
+                    "renewing the Vault login token failed; will log in again when it expires"
+                );
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "renewing the Vault login token failed; will log in again when it expires");
+                None
+            }
+        }?;
+        tracing::debug!(ttl_s = info.lease_duration, "renewed the Vault login token");
+        let mut s = self.session.lock().await;
+        let session = s.as_mut()?;
+        session.expires = (info.lease_duration > 0)
+            .then(|| Instant::now() + Duration::from_secs(info.lease_duration));
+        // Renewal can be capped by the token's max TTL: stop when there is nothing left to gain.
+        (info.renewable && info.lease_duration > 3)
+            .then(|| Duration::from_secs(info.lease_duration).mul_f64(2.0 / 3.0))
+    }
+
+    pub(super) async fn shutdown(&self) {
+        if let Some(task) = self
+            .renewer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
+            task.abort();
+        }
+        let session = self.session.lock().await.take();
+        if let Some(s) = session.filter(|s| s.login) {
+            let revoke = self.send(
+                Method::POST,
+                "auth/token/revoke-self",
+                None,
+                Some(json_body(serde_json::json!({}))),
+                Some(&s.token),
+            );
+            match tokio::time::timeout(Duration::from_secs(1), revoke).await {
+                Ok(Ok((reply, _))) if reply.status.is_success() => {
+                    tracing::info!("revoked the Vault login token")
+                }
+                Ok(Ok((reply, _))) => tracing::warn!(
+                    status = reply.status.as_u16(),
+                    "revoking the Vault login token failed"
+                ),
+                Ok(Err(e)) => tracing::warn!(error = %e, "revoking the Vault login token failed"),
+                Err(_) => tracing::warn!("revoking the Vault login token timed out"),
+            }
+        }
+    }
+}

@@ -1,0 +1,467 @@
+//! The secret source: a Vault/OpenBao client for KV v2 reads, with token or login-method auth
+//! (one login per process, renewed in the background, revoked at shutdown).
+//! Tokens, login credentials and secret data stay in `secrecy` types throughout.
+
+mod auth;
+mod cache;
+mod kv;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+use zeroize::Zeroizing;
+
+use crate::net::{self, Attempt, Budget, GaveUp, RetryPolicy};
+
+pub(crate) use auth::{AuthMethod, SecretSource};
+pub(crate) use cache::SecretCache;
+#[cfg(test)]
+pub(crate) use kv::SecretData;
+pub(crate) use kv::{KvMetadata, KvSecret};
+
+/// Everything that can go wrong talking to Vault. Messages never contain secret values.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub(crate) enum VaultError {
+    #[error("cannot reach Vault at {address}: {reason}")]
+    Unreachable { address: String, reason: String },
+    #[error("Vault at {address} is unavailable (HTTP {status}{}): {message}", if *sealed { ", sealed" } else { "" })]
+    Unavailable {
+        address: String,
+        status: u16,
+        sealed: bool,
+        message: String,
+    },
+    #[error("Vault at {address} denied access to {what}: {message}")]
+    Forbidden {
+        address: String,
+        what: String,
+        message: String,
+    },
+    #[error("no secret at {mount}/{path}{} in Vault at {address}", version.map(|v| format!(" (version {v})")).unwrap_or_default())]
+    NotFound {
+        address: String,
+        mount: String,
+        path: String,
+        version: Option<i64>,
+    },
+    #[error("Vault at {address} has no secrets engine mounted at {mount:?}")]
+    NoMount { address: String, mount: String },
+    #[error("version {version} of {mount}/{path} in Vault at {address} has been {}", if *destroyed { "destroyed" } else { "deleted" })]
+    VersionGone {
+        address: String,
+        mount: String,
+        path: String,
+        version: i64,
+        destroyed: bool,
+    },
+    #[error("Vault at {address} answered HTTP {status} for {what}: {message}")]
+    Http {
+        address: String,
+        what: String,
+        status: u16,
+        message: String,
+    },
+    #[error("unexpected response from Vault at {address} for {what}: {problem}")]
+    BadResponse {
+        address: String,
+        what: String,
+        problem: String,
+    },
+    #[error("no Vault token is configured")]
+    NoToken,
+    #[error("Vault login with the {method} method at auth/{mount} failed: {message}")]
+    Login {
+        method: &'static str,
+        mount: String,
+        message: String,
+    },
+    #[error("{0}")]
+    GaveUp(String),
+    #[error("Terraform was interrupted")]
+    Cancelled,
+}
+
+impl VaultError {
+    fn from_gave_up(g: GaveUp<VaultError>) -> Self {
+        match g {
+            GaveUp::Error { error, attempts: 1 } => error,
+            GaveUp::Error { error, attempts } => {
+                VaultError::GaveUp(format!("{error} (gave up after {attempts} attempts)"))
+            }
+            GaveUp::Cancelled => VaultError::Cancelled,
+            deadline @ GaveUp::Deadline { .. } => VaultError::GaveUp(deadline.to_string()),
+        }
+    }
+}
+
+/// How to reach Vault, resolved from provider configuration and environment.
+#[derive(Debug, Clone)]
+pub(crate) struct VaultSettings {
+    pub(crate) address: Url,
+    pub(crate) namespace: Option<String>,
+    pub(crate) auth: AuthMethod,
+    pub(crate) client: net::ClientOptions,
+    pub(crate) retry: RetryPolicy,
+}
+
+/// Vault's error body: `{"errors": ["..."]}`.
+#[derive(serde::Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    errors: Vec<String>,
+}
+
+/// The first error message from a Vault error body, shortened; never the body itself.
+fn error_message(body: &[u8]) -> String {
+    let msg = serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .and_then(|b| b.errors.into_iter().find(|e| !e.trim().is_empty()))
+        .unwrap_or_else(|| "no error message".to_owned());
+    // Go's multierror form: "1 error occurred:\n\t* permission denied\n\n".
+    let msg = match msg.split_once("occurred:") {
+        Some((head, rest))
+            if head.trim_end().ends_with("error") || head.trim_end().ends_with("errors") =>
+        {
+            rest.replace("\n\t* ", "; ")
+                .trim_start_matches(['\n', '\t', '*', ' ', ';'])
+                .to_owned()
+        }
+        _ => msg,
+    };
+    let one_line = msg.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() > 300 {
+        format!("{}…", one_line.chars().take(300).collect::<String>())
+    } else {
+        one_line
+    }
+}
+
+/// A response status and its body, which may hold secrets and is zeroed when dropped.
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) body: Zeroizing<Vec<u8>>,
+}
+
+/// A Vault client shared by every operation of one configured provider.
+#[derive(Clone)]
+pub(crate) struct VaultClient {
+    inner: Arc<auth::Inner>,
+}
+
+impl std::fmt::Debug for VaultClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultClient")
+            .field("address", &self.inner.address.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl VaultClient {
+    pub(crate) fn new(settings: VaultSettings) -> Result<Self, String> {
+        let http = net::http_client(&settings.client)?;
+        Ok(VaultClient {
+            inner: Arc::new(auth::Inner::new(settings, http)),
+        })
+    }
+
+    /// The address, for diagnostics.
+    pub(crate) fn address(&self) -> &str {
+        self.inner.address.as_str().trim_end_matches('/')
+    }
+
+    /// One HTTP exchange with retries on transient failures (connection errors, 5xx including
+    /// a sealed or standby Vault's 503, 429). Returns any other status to the caller.
+    pub(crate) async fn call(
+        &self,
+        budget: &Budget,
+        method: Method,
+        api_path: &str,
+        query: Option<(&str, String)>,
+        body: Option<Zeroizing<String>>,
+        what: &str,
+    ) -> Result<Reply, VaultError> {
+        let waiting_for = format!("Vault at {} ({what})", self.address());
+        let relogged = std::sync::atomic::AtomicBool::new(false);
+        net::retry(&self.inner.retry, budget, &waiting_for, |_| {
+            let method = method.clone();
+            let body = body.clone();
+            let query = query.clone();
+            let relogged = &relogged;
+            async move {
+                let token = match self.inner.token(budget).await {
+                    Ok(t) => t,
+                    Err(e @ (VaultError::Unreachable { .. } | VaultError::Unavailable { .. })) => {
+                        return Attempt::Retry {
+                            error: e,
+                            after: None,
+                        };
+                    }
+                    Err(e) => return Attempt::Fail(e),
+                };
+                match self
+                    .inner
+                    .send(method, api_path, query, body, Some(&token))
+                    .await
+                {
+                    Err(e) => Attempt::Retry {
+                        error: e,
+                        after: None,
+                    },
+                    Ok((reply, after)) => match reply.status.as_u16() {
+                        429 | 412 | 500 | 502..=504 => Attempt::Retry {
+                            error: self.inner.unavailable(&reply),
+                            after,
+                        },
+                        // A login token may have expired or been revoked behind our back: log in
+                        // again once before reporting the denial.
+                        403 if !relogged.swap(true, std::sync::atomic::Ordering::SeqCst)
+                            && self.inner.drop_login_session().await =>
+                        {
+                            Attempt::Retry {
+                                error: self.inner.forbidden(what, &reply.body),
+                                after: Some(Duration::ZERO),
+                            }
+                        }
+                        _ => Attempt::Done(reply),
+                    },
+                }
+            }
+        })
+        .await
+        .map_err(VaultError::from_gave_up)
+    }
+
+    /// Reads a KV v2 secret (the latest version when `version` is `None`).
+    pub(crate) async fn kv_read(
+        &self,
+        budget: &Budget,
+        mount: &str,
+        path: &str,
+        version: Option<i64>,
+    ) -> Result<KvSecret, VaultError> {
+        let what = format!("reading {mount}/{path}");
+        let reply = self
+            .call(
+                budget,
+                Method::GET,
+                &format!("{}/data/{}", encode_path(mount), encode_path(path)),
+                version.map(|v| ("version", v.to_string())),
+                None,
+                &what,
+            )
+            .await?;
+        let parsed = serde_json::from_slice::<kv::ReadBody>(&reply.body);
+        match reply.status.as_u16() {
+            200 => {
+                let data = parsed.ok().and_then(|b| b.data).ok_or_else(|| {
+                    self.bad_response(&what, "the body is not a KV v2 read response")
+                })?;
+                let metadata = data.metadata.unwrap_or_default();
+                match data.data {
+                    Some(secret) => Ok(KvSecret {
+                        data: secret,
+                        metadata,
+                    }),
+                    None => Err(self.gone_or_missing(mount, path, version, Some(&metadata))),
+                }
+            }
+            404 => {
+                // A deleted or destroyed version answers 404 but still carries its metadata; a
+                // missing mount answers "no handler for route".
+                if error_message(&reply.body).contains("no handler for route") {
+                    return Err(VaultError::NoMount {
+                        address: self.address().to_owned(),
+                        mount: mount.to_owned(),
+                    });
+                }
+                let md = parsed.ok().and_then(|b| b.data).and_then(|d| d.metadata);
+                Err(self.gone_or_missing(mount, path, version, md.as_ref()))
+            }
+            403 => Err(self
+                .inner
+                .forbidden(&format!("{mount}/data/{path}"), &reply.body)),
+            status => Err(self.http_error(&what, status, &reply.body)),
+        }
+    }
+
+    /// Reads the metadata of a KV v2 secret: versions and custom metadata, no secret values.
+    pub(crate) async fn kv_metadata(
+        &self,
+        budget: &Budget,
+        mount: &str,
+        path: &str,
+    ) -> Result<KvMetadata, VaultError> {
+        let what = format!("reading the metadata of {mount}/{path}");
+        let reply = self
+            .call(
+                budget,
+                Method::GET,
+                &format!("{}/metadata/{}", encode_path(mount), encode_path(path)),
+                None,
+                None,
+                &what,
+            )
+            .await?;
+        match reply.status.as_u16() {
+            200 => serde_json::from_slice::<kv::MetadataBody>(&reply.body)
+                .ok()
+                .and_then(|b| b.data)
+                .ok_or_else(|| {
+                    self.bad_response(&what, "the body is not a KV v2 metadata response")
+                }),
+            404 if error_message(&reply.body).contains("no handler for route") => {
+                Err(VaultError::NoMount {
+                    address: self.address().to_owned(),
+                    mount: mount.to_owned(),
+                })
+            }
+            404 => Err(VaultError::NotFound {
+                address: self.address().to_owned(),
+                mount: mount.to_owned(),
+                path: path.to_owned(),
+                version: None,
+            }),
+            403 => Err(self
+                .inner
+                .forbidden(&format!("{mount}/metadata/{path}"), &reply.body)),
+            status => Err(self.http_error(&what, status, &reply.body)),
+        }
+    }
+
+    /// Revokes the login token (if this client logged in) and stops renewing it.
+    pub(crate) async fn shutdown(&self) {
+        self.inner.shutdown().await;
+    }
+
+    fn gone_or_missing(
+        &self,
+        mount: &str,
+        path: &str,
+        version: Option<i64>,
+        md: Option<&kv::VersionMetadata>,
+    ) -> VaultError {
+        match md {
+            Some(md) if md.destroyed || !md.deletion_time.is_empty() => VaultError::VersionGone {
+                address: self.address().to_owned(),
+                mount: mount.to_owned(),
+                path: path.to_owned(),
+                version: if md.version > 0 {
+                    md.version
+                } else {
+                    version.unwrap_or(0)
+                },
+                destroyed: md.destroyed,
+            },
+            _ => VaultError::NotFound {
+                address: self.address().to_owned(),
+                mount: mount.to_owned(),
+                path: path.to_owned(),
+                version,
+            },
+        }
+    }
+
+    fn bad_response(&self, what: &str, problem: &str) -> VaultError {
+        VaultError::BadResponse {
+            address: self.address().to_owned(),
+            what: what.to_owned(),
+            problem: problem.to_owned(),
+        }
+    }
+
+    fn http_error(&self, what: &str, status: u16, body: &[u8]) -> VaultError {
+        VaultError::Http {
+            address: self.address().to_owned(),
+            what: what.to_owned(),
+            status,
+            message: error_message(body),
+        }
+    }
+}
+
+/// Percent-encodes each segment of a Vault path, keeping the slashes between them.
+fn encode_path(path: &str) -> String {
+    path.trim_matches('/')
+        .split('/')
+        .map(|seg| {
+            url::form_urlencoded::byte_serialize(seg.as_bytes())
+                .collect::<String>()
+                .replace('+', "%20")
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Exposes a secret for building one request body; the body is zeroed when dropped.
+fn json_body(value: serde_json::Value) -> Zeroizing<String> {
+    Zeroizing::new(value.to_string())
+}
+
+/// A token as a header value that HTTP tooling will not print.
+fn token_header(token: &SecretString) -> Option<reqwest::header::HeaderValue> {
+    let mut v = reqwest::header::HeaderValue::from_str(token.expose_secret()).ok()?;
+    v.set_sensitive(true);
+    Some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_encoded_per_segment() {
+        assert_eq!(
+            encode_path("genesys/prod/pipeline"),
+            "genesys/prod/pipeline"
+        );
+        assert_eq!(encode_path("/a b/c?d/"), "a%20b/c%3Fd");
+    }
+
+    #[test]
+    fn error_message_takes_the_first_error_and_never_the_raw_body() {
+        assert_eq!(
+            error_message(br#"{"errors":["permission denied"]}"#),
+            "permission denied"
+        );
+        assert_eq!(error_message(br#"{"errors":["", "a\n  b"]}"#), "a b");
+        assert_eq!(
+            error_message(br#"{"errors":["1 error occurred:\n\t* permission denied\n\n"]}"#),
+            "permission denied"
+        );
+        assert_eq!(
+            error_message(b"<html>secret-ish</html>"),
+            "no error message"
+        );
+        assert!(
+            error_message(format!(r#"{{"errors":["{}"]}}"#, "x".repeat(500)).as_bytes())
+                .ends_with('…')
+        );
+    }
+
+    #[test]
+    fn errors_read_well() {
+        let e = VaultError::NotFound {
+            address: "http://127.0.0.1:8200".into(),
+            mount: "secret".into(),
+            path: "genesys/prod".into(),
+            version: Some(3),
+        };
+        assert_eq!(
+            e.to_string(),
+            "no secret at secret/genesys/prod (version 3) in Vault at http://127.0.0.1:8200"
+        );
+        let e = VaultError::Unavailable {
+            address: "http://v".into(),
+            status: 503,
+            sealed: true,
+            message: "Vault is sealed".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "Vault at http://v is unavailable (HTTP 503, sealed): Vault is sealed"
+        );
+    }
+}
