@@ -52,8 +52,15 @@ pub(crate) enum PlatformError {
         endpoint: String,
         problem: String,
     },
+    /// A transient error that persisted through every retry.
+    #[error("{last} (gave up after {attempts} attempts)")]
+    Retried {
+        last: Box<PlatformError>,
+        attempts: u32,
+    },
+    /// The operation's deadline passed.
     #[error("{0}")]
-    GaveUp(String),
+    Deadline(String),
     #[error("Terraform was interrupted")]
     Cancelled,
 }
@@ -70,17 +77,26 @@ impl PlatformError {
     pub(crate) fn from_gave_up(g: GaveUp<PlatformError>) -> Self {
         match g {
             GaveUp::Error { error, attempts: 1 } => error,
-            GaveUp::Error { error, attempts } => {
-                PlatformError::GaveUp(format!("{error} (gave up after {attempts} attempts)"))
-            }
+            GaveUp::Error { error, attempts } => PlatformError::Retried {
+                last: Box::new(error),
+                attempts,
+            },
             GaveUp::Cancelled => PlatformError::Cancelled,
-            deadline @ GaveUp::Deadline { .. } => PlatformError::GaveUp(deadline.to_string()),
+            deadline @ GaveUp::Deadline { .. } => PlatformError::Deadline(deadline.to_string()),
+        }
+    }
+
+    /// The error behind any retries.
+    pub(crate) fn root(&self) -> &PlatformError {
+        match self {
+            PlatformError::Retried { last, .. } => last.root(),
+            other => other,
         }
     }
 
     /// The OAuth error code when the platform refused the credentials themselves.
     pub(crate) fn rejected_credential(&self) -> Option<&str> {
-        match self {
+        match self.root() {
             PlatformError::Rejected { code, .. }
                 if matches!(code.as_str(), "invalid_client" | "invalid_grant") =>
             {

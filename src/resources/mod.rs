@@ -225,7 +225,7 @@ impl Source {
 /// Turns a Vault error into a diagnostic that says what to check.
 fn vault_diagnostic(e: &VaultError, src: &Source) -> Diagnostic {
     let at = |d: Diagnostic, name: &str| d.at(crate::framework::AttributePath::root(name));
-    match e {
+    match e.root() {
         VaultError::NotFound { .. } => at(
             Diagnostic::error(
                 "Secret not found in Vault",
@@ -285,7 +285,7 @@ fn vault_diagnostic(e: &VaultError, src: &Source) -> Diagnostic {
                 "{e}. Check the provider's vault auth block: the role, the credential it reads, and that the auth method is enabled at that mount."
             ),
         ),
-        VaultError::GaveUp(_) => Diagnostic::error(
+        VaultError::Deadline(_) => Diagnostic::error(
             "Timed out waiting for Vault",
             format!("{e}. Check that Vault is up, or raise `open_timeout_seconds`."),
         ),
@@ -293,7 +293,7 @@ fn vault_diagnostic(e: &VaultError, src: &Source) -> Diagnostic {
             "Interrupted",
             "Terraform was interrupted while reading from Vault.",
         ),
-        VaultError::Http { .. } | VaultError::BadResponse { .. } => {
+        VaultError::Retried { .. } | VaultError::Http { .. } | VaultError::BadResponse { .. } => {
             Diagnostic::error("Unexpected response from Vault", format!("{e}."))
         }
     }
@@ -325,7 +325,7 @@ fn platform_diagnostic(
             format!("{platform} is rate limiting token requests"),
             format!("{e}. Retries were exhausted; wait a minute, or raise `max_retries`."),
         ),
-        PlatformError::GaveUp(msg) if msg.starts_with("gave up after") => Diagnostic::error(
+        PlatformError::Deadline(_) => Diagnostic::error(
             format!("Timed out waiting for {platform}"),
             format!("{e}. Raise `open_timeout_seconds` if {platform} is slow, or check connectivity."),
         ),

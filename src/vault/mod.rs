@@ -78,8 +78,15 @@ pub(crate) enum VaultError {
         mount: String,
         message: String,
     },
+    /// A transient error that persisted through every retry.
+    #[error("{last} (gave up after {attempts} attempts)")]
+    Retried {
+        last: Box<VaultError>,
+        attempts: u32,
+    },
+    /// The operation's deadline passed.
     #[error("{0}")]
-    GaveUp(String),
+    Deadline(String),
     #[error("Terraform was interrupted")]
     Cancelled,
 }
@@ -88,11 +95,20 @@ impl VaultError {
     fn from_gave_up(g: GaveUp<VaultError>) -> Self {
         match g {
             GaveUp::Error { error, attempts: 1 } => error,
-            GaveUp::Error { error, attempts } => {
-                VaultError::GaveUp(format!("{error} (gave up after {attempts} attempts)"))
-            }
+            GaveUp::Error { error, attempts } => VaultError::Retried {
+                last: Box::new(error),
+                attempts,
+            },
             GaveUp::Cancelled => VaultError::Cancelled,
-            deadline @ GaveUp::Deadline { .. } => VaultError::GaveUp(deadline.to_string()),
+            deadline @ GaveUp::Deadline { .. } => VaultError::Deadline(deadline.to_string()),
+        }
+    }
+
+    /// The error behind any retries.
+    pub(crate) fn root(&self) -> &VaultError {
+        match self {
+            VaultError::Retried { last, .. } => last.root(),
+            other => other,
         }
     }
 }

@@ -1,0 +1,331 @@
+//! A Genesys Cloud stand-in that behaves like the real login and API hosts: client-credentials
+//! tokens with Basic auth, `invalid_client` for unknown ids and wrong secrets, the per-client
+//! login rate limit answered as HTTP 400 "rate limit exceeded;", 401 for bad tokens, token
+//! introspection and revocation. One server plays both `login.` and `api.`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+
+use crate::standin::{Fault, Faults, Server, basic_auth, bearer, random_token, strict_form};
+
+/// Routes faults can be scripted on.
+pub mod route {
+    /// `POST /oauth/token`
+    pub const TOKEN: &str = "token";
+    /// `GET /api/v2/...` (organizations/me, tokens/me)
+    pub const API: &str = "api";
+}
+
+#[derive(Debug, Clone)]
+struct Client {
+    secret: String,
+    org_id: String,
+}
+
+#[derive(Debug, Clone)]
+struct Issued {
+    client_id: String,
+    org_id: String,
+    revoked: bool,
+    expires: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    clients: HashMap<String, Client>,
+    tokens: HashMap<String, Issued>,
+    /// Every token request, by the client id it named (unknown ids included).
+    requests: HashMap<String, Vec<Instant>>,
+    valid_calls: HashMap<String, usize>,
+    invalid_calls: usize,
+    revocations: HashMap<String, usize>,
+    lifetime: u64,
+    rate_limit: usize,
+}
+
+/// The stand-in; stops when dropped.
+#[derive(Debug)]
+pub struct GenesysStandin {
+    server: Server,
+    state: Arc<Mutex<Inner>>,
+    faults: Faults,
+}
+
+#[derive(Clone)]
+struct App {
+    state: Arc<Mutex<Inner>>,
+    faults: Faults,
+}
+
+fn oauth_error(status: StatusCode, code: &str, description: &str) -> Response {
+    (
+        status,
+        axum::Json(
+            json!({"error": code, "description": description, "error_description": description}),
+        ),
+    )
+        .into_response()
+}
+
+fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({"message": message, "code": code, "status": status.as_u16(), "contextId": "standin", "details": [], "errors": []})),
+    )
+        .into_response()
+}
+
+async fn token(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    let creds = basic_auth(&headers);
+    if let Some((id, _)) = &creds {
+        app.state
+            .lock()
+            .expect("state")
+            .requests
+            .entry(id.clone())
+            .or_default()
+            .push(Instant::now());
+    }
+    if let Some(r) = app.faults.apply(route::TOKEN).await {
+        return r;
+    }
+    let Some((id, secret)) = creds else {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client authentication required",
+        );
+    };
+    let form = match strict_form(&body) {
+        Ok(f) => f,
+        Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &e),
+    };
+    if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "grant type not supported",
+        );
+    }
+    let mut st = app.state.lock().expect("state");
+    let Some(client) = st.clients.get(&id).cloned() else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_client",
+            "client not found",
+        );
+    };
+    if client.secret != secret {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "authentication failed",
+        );
+    }
+    let minute_ago = Instant::now().checked_sub(Duration::from_secs(60));
+    let recent = st.requests.get(&id).map_or(0, |r| {
+        r.iter()
+            .filter(|t| minute_ago.is_none_or(|m| **t > m))
+            .count()
+    });
+    if recent > st.rate_limit {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "rate limit exceeded; client.credentials.token.rate.per.minute",
+        );
+    }
+    let token = random_token(64);
+    let lifetime = st.lifetime;
+    st.tokens.insert(
+        token.clone(),
+        Issued {
+            client_id: id,
+            org_id: client.org_id,
+            revoked: false,
+            expires: Instant::now() + Duration::from_secs(lifetime),
+        },
+    );
+    axum::Json(json!({"access_token": token, "token_type": "bearer", "expires_in": lifetime}))
+        .into_response()
+}
+
+/// The valid token of a request, counted; `Err` is the 401 to answer.
+fn authorize(app: &App, headers: &HeaderMap) -> Result<(String, Issued), Response> {
+    let mut st = app.state.lock().expect("state");
+    let found = bearer(headers).and_then(|t| st.tokens.get(&t).cloned().map(|i| (t, i)));
+    match found {
+        Some((t, issued)) if !issued.revoked && issued.expires > Instant::now() => {
+            *st.valid_calls.entry(issued.client_id.clone()).or_default() += 1;
+            Ok((t, issued))
+        }
+        _ => {
+            st.invalid_calls += 1;
+            Err(api_error(
+                StatusCode::UNAUTHORIZED,
+                "bad.credentials",
+                "Invalid login credentials.",
+            ))
+        }
+    }
+}
+
+async fn organizations_me(State(app): State<App>, headers: HeaderMap) -> Response {
+    if let Some(r) = app.faults.apply(route::API).await {
+        return r;
+    }
+    match authorize(&app, &headers) {
+        Ok((_, issued)) => axum::Json(json!({"id": issued.org_id, "name": format!("Org {}", issued.org_id), "state": "active"})).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn tokens_me(State(app): State<App>, headers: HeaderMap) -> Response {
+    if let Some(r) = app.faults.apply(route::API).await {
+        return r;
+    }
+    match authorize(&app, &headers) {
+        Ok((_, issued)) => {
+            let org = json!({"id": issued.org_id, "name": format!("Org {}", issued.org_id)});
+            axum::Json(json!({
+                "organization": org,
+                "homeOrganization": org,
+                "authorizedScope": ["organization:readonly"],
+                "OAuthClient": {"id": issued.client_id, "name": "pipeline", "organization": {"id": issued.org_id}}
+            }))
+            .into_response()
+        }
+        Err(r) => r,
+    }
+}
+
+async fn revoke_me(State(app): State<App>, headers: HeaderMap) -> Response {
+    match authorize(&app, &headers) {
+        Ok((t, issued)) => {
+            let mut st = app.state.lock().expect("state");
+            if let Some(i) = st.tokens.get_mut(&t) {
+                i.revoked = true;
+            }
+            *st.revocations.entry(issued.client_id).or_default() += 1;
+            StatusCode::OK.into_response()
+        }
+        Err(r) => r,
+    }
+}
+
+impl GenesysStandin {
+    /// Starts the stand-in with no clients, 24 h tokens and Genesys's 300/min login limit.
+    pub fn start() -> GenesysStandin {
+        let state = Arc::new(Mutex::new(Inner {
+            lifetime: 86_399,
+            rate_limit: 300,
+            ..Inner::default()
+        }));
+        let faults = Faults::default();
+        let app = App {
+            state: Arc::clone(&state),
+            faults: faults.clone(),
+        };
+        let router = Router::new()
+            .route("/oauth/token", post(token))
+            .route("/api/v2/organizations/me", get(organizations_me))
+            .route("/api/v2/tokens/me", get(tokens_me).delete(revoke_me))
+            .with_state(app);
+        GenesysStandin {
+            server: Server::start(router),
+            state,
+            faults,
+        }
+    }
+
+    /// The base URL (serves both `/oauth/token` and `/api/v2/...`).
+    pub fn url(&self) -> &str {
+        self.server.url()
+    }
+
+    /// Registers an OAuth client of organization `org_id`.
+    pub fn add_client(&self, id: &str, secret: &str, org_id: &str) {
+        self.lock().clients.insert(
+            id.to_owned(),
+            Client {
+                secret: secret.to_owned(),
+                org_id: org_id.to_owned(),
+            },
+        );
+    }
+
+    /// Sets the lifetime of tokens minted from now on.
+    pub fn set_token_lifetime(&self, secs: u64) {
+        self.lock().lifetime = secs;
+    }
+
+    /// Serves `fault` instead of the next answer on `route`.
+    pub fn push_fault(&self, route: &'static str, fault: Fault) {
+        self.faults.push(route, fault);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.state.lock().expect("stand-in state")
+    }
+
+    /// Token requests that named `client_id` (failed ones included).
+    pub fn token_requests(&self, client_id: &str) -> usize {
+        self.lock().requests.get(client_id).map_or(0, Vec::len)
+    }
+
+    /// Tokens minted for `client_id`.
+    pub fn tokens_issued(&self, client_id: &str) -> usize {
+        self.lock()
+            .tokens
+            .values()
+            .filter(|t| t.client_id == client_id)
+            .count()
+    }
+
+    /// Tokens of `client_id` that are neither revoked nor expired.
+    pub fn live_tokens(&self, client_id: &str) -> usize {
+        let now = Instant::now();
+        self.lock()
+            .tokens
+            .values()
+            .filter(|t| t.client_id == client_id && !t.revoked && t.expires > now)
+            .count()
+    }
+
+    /// API calls made with a valid token of `client_id`.
+    pub fn valid_calls(&self, client_id: &str) -> usize {
+        self.lock().valid_calls.get(client_id).copied().unwrap_or(0)
+    }
+
+    /// API calls made with a missing, unknown, revoked or expired token.
+    pub fn invalid_calls(&self) -> usize {
+        self.lock().invalid_calls
+    }
+
+    /// Revocations of tokens of `client_id`.
+    pub fn revocations(&self, client_id: &str) -> usize {
+        self.lock().revocations.get(client_id).copied().unwrap_or(0)
+    }
+
+    /// Every token minted so far (for leak checks).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.lock().tokens.keys().cloned().collect()
+    }
+}
+
+/// A fault to make the next token request fail with `invalid_client`.
+pub fn invalid_client() -> Fault {
+    Fault::Status(
+        401,
+        json!({"error": "invalid_client", "description": "authentication failed", "error_description": "authentication failed"}),
+    )
+}

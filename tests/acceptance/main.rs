@@ -1,0 +1,7 @@
+//! Acceptance tests: the real `terraform` binary, a real OpenBao server, and stand-ins for the
+//! SaaS platforms. One test binary, one module per area, run in parallel.
+
+#![allow(unreachable_pub)]
+
+mod core;
+mod support;
