@@ -79,15 +79,13 @@ fn jwt(claims: &Value) -> String {
 
 async fn token(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
     let form = strict_form(&body);
-    if let Ok(f) = &form {
-        if let Some(user) = f.get("username") {
-            *app.state
-                .lock()
-                .expect("state")
-                .requests
-                .entry(user.clone())
-                .or_default() += 1;
-        }
+    if let Some(user) = form.as_ref().ok().and_then(|f| f.get("username")) {
+        *app.state
+            .lock()
+            .expect("state")
+            .requests
+            .entry(user.clone())
+            .or_default() += 1;
     }
     if let Some(r) = app.faults.apply(route::TOKEN).await {
         return r;

@@ -160,6 +160,7 @@ async fn token(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Respo
 }
 
 /// The valid token of a request, counted; `Err` is the 401 to answer.
+#[allow(clippy::result_large_err)] // the error is the HTTP response itself
 fn authorize(app: &App, headers: &HeaderMap) -> Result<(String, Issued), Response> {
     let mut st = app.state.lock().expect("state");
     let found = bearer(headers).and_then(|t| st.tokens.get(&t).cloned().map(|i| (t, i)));
