@@ -151,7 +151,7 @@ fn genesys_failure(
     run.assert_fails_with(wanted);
     assert_no_secrets(
         &[("plan output".into(), run.output().into_bytes())],
-        &[w.client_secret.clone()],
+        std::slice::from_ref(&w.client_secret),
     );
     run
 }
