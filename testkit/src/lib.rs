@@ -6,7 +6,10 @@
 pub mod consumer;
 pub mod cxone;
 pub mod genesys;
+pub mod jwt;
+pub mod kube;
 pub mod openbao;
+pub mod registry;
 mod standin;
 pub mod terraform;
 

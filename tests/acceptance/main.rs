@@ -3,5 +3,7 @@
 
 #![allow(unreachable_pub)]
 
+mod auth;
 mod core;
+mod registry;
 mod support;
