@@ -113,6 +113,9 @@ pub(crate) fn http_client(opts: &ClientOptions) -> Result<reqwest::Client, Strin
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
 
+/// What [`describe_transport`] says of a request that ran out of time.
+pub(crate) const TIMED_OUT: &str = "the request timed out";
+
 /// A short, secret-free description of a transport error, for diagnostics.
 pub(crate) fn describe_transport(e: &reqwest::Error) -> String {
     let mut root: &dyn std::error::Error = e;
@@ -121,7 +124,7 @@ pub(crate) fn describe_transport(e: &reqwest::Error) -> String {
     }
     let cause = root.to_string();
     if e.is_timeout() {
-        "the request timed out".to_owned()
+        TIMED_OUT.to_owned()
     } else if e.is_connect() {
         let lower = cause.to_ascii_lowercase();
         if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {

@@ -259,6 +259,14 @@ fn vault_diagnostic(e: &VaultError, src: &Source) -> Diagnostic {
             ),
             PATH,
         ),
+        VaultError::Unreachable { reason, .. } if reason == crate::net::TIMED_OUT => {
+            Diagnostic::error(
+                "Vault did not answer in time",
+                format!(
+                    "{e}. Check that Vault is healthy, or raise `timeout_seconds` (each request) and `open_timeout_seconds` (the whole open)."
+                ),
+            )
+        }
         VaultError::Unreachable { .. } => Diagnostic::error(
             "Cannot reach Vault",
             format!(
@@ -310,7 +318,7 @@ fn platform_diagnostic(
         "the credentials from Vault path {} (version {version})",
         src.display()
     );
-    match e {
+    match e.root() {
         PlatformError::Rejected { .. } if e.rejected_credential().is_some() => Diagnostic::error(
             format!("{platform} rejected the credentials"),
             format!("{e}. {platform} refused {origin}. Check that the secret holds current credentials for this {platform} organization and region; if you are rotating them, see `rotation_fallback`."),
@@ -328,6 +336,10 @@ fn platform_diagnostic(
         PlatformError::Deadline(_) => Diagnostic::error(
             format!("Timed out waiting for {platform}"),
             format!("{e}. Raise `open_timeout_seconds` if {platform} is slow, or check connectivity."),
+        ),
+        PlatformError::Unreachable { reason, .. } if reason == crate::net::TIMED_OUT => Diagnostic::error(
+            format!("{platform} did not answer in time"),
+            format!("{e}. Raise `timeout_seconds` if {platform} is slow, or check connectivity."),
         ),
         PlatformError::Unreachable { .. } => Diagnostic::error(
             format!("Cannot reach {platform}"),

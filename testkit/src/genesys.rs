@@ -159,14 +159,17 @@ async fn token(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Respo
         .into_response()
 }
 
-/// The valid token of a request, counted; `Err` is the 401 to answer.
+/// The valid token of a request; API calls (not revocations) are counted. `Err` is the 401
+/// to answer.
 #[allow(clippy::result_large_err)] // the error is the HTTP response itself
-fn authorize(app: &App, headers: &HeaderMap) -> Result<(String, Issued), Response> {
+fn authorize(app: &App, headers: &HeaderMap, count: bool) -> Result<(String, Issued), Response> {
     let mut st = app.state.lock().expect("state");
     let found = bearer(headers).and_then(|t| st.tokens.get(&t).cloned().map(|i| (t, i)));
     match found {
         Some((t, issued)) if !issued.revoked && issued.expires > Instant::now() => {
-            *st.valid_calls.entry(issued.client_id.clone()).or_default() += 1;
+            if count {
+                *st.valid_calls.entry(issued.client_id.clone()).or_default() += 1;
+            }
             Ok((t, issued))
         }
         _ => {
@@ -184,7 +187,7 @@ async fn organizations_me(State(app): State<App>, headers: HeaderMap) -> Respons
     if let Some(r) = app.faults.apply(route::API).await {
         return r;
     }
-    match authorize(&app, &headers) {
+    match authorize(&app, &headers, true) {
         Ok((_, issued)) => axum::Json(json!({"id": issued.org_id, "name": format!("Org {}", issued.org_id), "state": "active"})).into_response(),
         Err(r) => r,
     }
@@ -194,7 +197,7 @@ async fn tokens_me(State(app): State<App>, headers: HeaderMap) -> Response {
     if let Some(r) = app.faults.apply(route::API).await {
         return r;
     }
-    match authorize(&app, &headers) {
+    match authorize(&app, &headers, false) {
         Ok((_, issued)) => {
             let org = json!({"id": issued.org_id, "name": format!("Org {}", issued.org_id)});
             axum::Json(json!({
@@ -210,7 +213,7 @@ async fn tokens_me(State(app): State<App>, headers: HeaderMap) -> Response {
 }
 
 async fn revoke_me(State(app): State<App>, headers: HeaderMap) -> Response {
-    match authorize(&app, &headers) {
+    match authorize(&app, &headers, false) {
         Ok((t, issued)) => {
             let mut st = app.state.lock().expect("state");
             if let Some(i) = st.tokens.get_mut(&t) {
@@ -302,7 +305,8 @@ impl GenesysStandin {
             .count()
     }
 
-    /// API calls made with a valid token of `client_id`.
+    /// Consumer API calls (`GET /api/v2/organizations/me`) with a valid token of `client_id`;
+    /// the provider's own introspection and revocation calls are not counted.
     pub fn valid_calls(&self, client_id: &str) -> usize {
         self.lock().valid_calls.get(client_id).copied().unwrap_or(0)
     }

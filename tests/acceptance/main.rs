@@ -6,4 +6,5 @@
 mod auth;
 mod core;
 mod registry;
+mod resilience;
 mod support;
