@@ -5,6 +5,9 @@
 
 mod auth;
 mod core;
+mod guards;
+mod leaks;
 mod registry;
 mod resilience;
+mod rotation;
 mod support;
