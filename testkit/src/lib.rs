@@ -6,6 +6,7 @@
 pub mod consumer;
 pub mod cxone;
 pub mod genesys;
+pub mod grpc;
 pub mod jwt;
 pub mod kube;
 pub mod openbao;

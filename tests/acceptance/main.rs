@@ -5,6 +5,7 @@
 
 mod auth;
 mod core;
+mod grpc;
 mod guards;
 mod leaks;
 mod registry;
