@@ -147,7 +147,7 @@ fn schema() -> Schema {
             Attribute::optional(
                 JWT_ENV,
                 Type::String,
-                "The name of an environment variable holding the JWT, e.g. `CI_JOB_JWT_V2` or the output of a GitHub OIDC step.",
+                "The name of an environment variable holding the JWT (read at each login), e.g. one defined with GitLab CI's `id_tokens`, or one a GitHub Actions step filled with the job's OIDC token.",
             ),
         ],
     );
@@ -172,11 +172,11 @@ fn schema() -> Schema {
         ],
     );
     let vault = Block::new(
-        "How to reach and authenticate to Vault or OpenBao. Every attribute falls back to the environment variable the Vault CLI uses (`BAO_*` variables are accepted too). Configure at most one way to authenticate: `token`/`token_file`, or one `auth_*` block.",
+        "How to reach and authenticate to Vault or OpenBao. Most attributes fall back to the environment variable the Vault CLI uses (`BAO_*` variables are accepted too). Configure at most one way to authenticate: `token`/`token_file`, or one `auth_*` block.",
         vec![
             Attribute::optional(ADDRESS, Type::String, "Vault address, e.g. `https://vault.example.com:8200`. Falls back to `VAULT_ADDR`. Plain `http` is accepted only for loopback addresses."),
-            Attribute::optional(TOKEN, Type::String, "A Vault token. Falls back to `VAULT_TOKEN`, then to `token_file`. Prefer a login method in automation.").sensitive(),
-            Attribute::optional(TOKEN_FILE, Type::String, "A file holding a Vault token, as written by `vault login` / `bao login`. Default `~/.vault-token`."),
+            Attribute::optional(TOKEN, Type::String, "A Vault token. Falls back to the file in `token_file` when that is set, then to `VAULT_TOKEN` (or `BAO_TOKEN`), then to `~/.vault-token`. Not used when an `auth_*` block is set. Prefer a login method in automation.").sensitive(),
+            Attribute::optional(TOKEN_FILE, Type::String, "A file holding a Vault token, as written by `vault login` / `bao login`. When set, it is used instead of `VAULT_TOKEN`; when not set, `VAULT_TOKEN` (or `BAO_TOKEN`) is used, then `~/.vault-token`."),
             Attribute::optional(NAMESPACE, Type::String, "Vault Enterprise / OpenBao namespace, sent as `X-Vault-Namespace`. Falls back to `VAULT_NAMESPACE`."),
             Attribute::optional(CA_CERT_FILE, Type::String, "A PEM file of CA certificates to trust for Vault's TLS certificate, in addition to the system ones. Falls back to `VAULT_CACERT`."),
             Attribute::optional(SKIP_TLS_VERIFY, Type::Bool, "Do not verify Vault's TLS certificate. Falls back to `VAULT_SKIP_VERIFY`. Only for experiments: a warning is shown whenever it is on."),
@@ -189,10 +189,10 @@ fn schema() -> Schema {
         Block::new(
             "The ccsecrets provider reads contact-center platform credentials from Vault or OpenBao (KV version 2) and mints short-lived platform tokens as ephemeral resources, so no credential or token is ever written to plan or state.",
             vec![
-                Attribute::optional(ENVIRONMENT, Type::String, format!("The environment this configuration deploys to, e.g. `prod`. Secret paths may use the placeholder `{{environment}}`, and a secret whose KV custom metadata has an `environment` entry that differs is refused. Falls back to `{ENVIRONMENT_ENV}`.")),
-                Attribute::optional(TIMEOUT_SECONDS, Type::Number, format!("Timeout of each HTTP request, in seconds. Default {}. Falls back to `{}`.", TIMEOUT.0, TIMEOUT.3)),
-                Attribute::optional(MAX_RETRIES, Type::Number, format!("How many times a request is retried after a transient failure (connection errors, 5xx, a sealed Vault, rate limiting). Rejected credentials are never retried. Default {}. Falls back to `{}`.", RETRIES.0, RETRIES.3)),
-                Attribute::optional(OPEN_TIMEOUT_SECONDS, Type::Number, format!("Deadline of one whole open (Vault read and token request, with retries), in seconds. Default {}. Falls back to `{}`.", OPEN_TIMEOUT.0, OPEN_TIMEOUT.3)),
+                Attribute::optional(ENVIRONMENT, Type::String, format!("The environment this configuration deploys to, e.g. `prod`. Secret paths may use the placeholder `{{environment}}`, and a secret whose KV custom metadata has an `environment` entry that differs is refused. Letters, digits, `-`, `_` and `.` only. Falls back to `{ENVIRONMENT_ENV}`.")),
+                Attribute::optional(TIMEOUT_SECONDS, Type::Number, format!("Timeout of each HTTP request, in seconds, between {} and {}. Default {}. Falls back to `{}`.", TIMEOUT.1, TIMEOUT.2, TIMEOUT.0, TIMEOUT.3)),
+                Attribute::optional(MAX_RETRIES, Type::Number, format!("How many times a request is retried after a transient failure (connection errors, 5xx, a sealed Vault, rate limiting). Rejected credentials are never retried. Between {} and {}; default {}. Falls back to `{}`.", RETRIES.1, RETRIES.2, RETRIES.0, RETRIES.3)),
+                Attribute::optional(OPEN_TIMEOUT_SECONDS, Type::Number, format!("Deadline of one whole open (Vault read and token request, with retries), in seconds, between {} and {}. Default {}. Falls back to `{}`.", OPEN_TIMEOUT.1, OPEN_TIMEOUT.2, OPEN_TIMEOUT.0, OPEN_TIMEOUT.3)),
             ],
         )
         .with_block(NestedBlock::single(VAULT, vault)),
@@ -464,27 +464,34 @@ fn auth_method(vault: Option<&Config>) -> Result<AuthMethod, Diagnostic> {
             return Ok(AuthMethod::Token(Some(t)));
         }
     }
+    // Configuration beats the environment: an explicit token file, then VAULT_TOKEN, then the
+    // file the Vault CLI writes.
+    if let Some(file) = vault.and_then(|v| v.string(TOKEN_FILE)) {
+        let path = PathBuf::from(&file);
+        return match read_token_file(&path) {
+            Ok(Some(t)) => Ok(AuthMethod::Token(Some(t))),
+            Ok(None) => Err(format!("{file} is empty")),
+            Err(e) => Err(format!("reading {file} failed: {e}")),
+        }
+        .map_err(|why| {
+            Diagnostic::error("Cannot read the Vault token file", format!("{why}."))
+                .at(crate::framework::AttributePath::root(VAULT).attr(TOKEN_FILE))
+        });
+    }
     if let Some((_, t)) = env_any(&["VAULT_TOKEN", "BAO_TOKEN"]) {
         return Ok(AuthMethod::Token(Some(secrecy::SecretString::from(
             t.trim(),
         ))));
     }
-    let explicit_file = vault.and_then(|v| v.string(TOKEN_FILE));
-    let file = explicit_file
-        .clone()
-        .map(PathBuf::from)
-        .or_else(|| home_file(".vault-token"));
-    match file.map(|f| (std::fs::read_to_string(&f), f)) {
-        Some((Ok(t), _)) if !t.trim().is_empty() => Ok(AuthMethod::Token(Some(
-            secrecy::SecretString::from(t.trim()),
-        ))),
-        Some((Err(e), f)) if explicit_file.is_some() => Err(Diagnostic::error(
-            "Cannot read the Vault token file",
-            format!("Reading {} failed: {e}.", f.display()),
-        )
-        .at(crate::framework::AttributePath::root(VAULT).attr(TOKEN_FILE))),
-        _ => Ok(AuthMethod::Token(None)),
-    }
+    let from_home = home_file(".vault-token").and_then(|f| read_token_file(&f).ok().flatten());
+    Ok(AuthMethod::Token(from_home))
+}
+
+/// A token file's content, trimmed; `None` when it is empty.
+fn read_token_file(path: &std::path::Path) -> std::io::Result<Option<secrecy::SecretString>> {
+    let raw = zeroize::Zeroizing::new(std::fs::read_to_string(path)?);
+    let t = raw.trim();
+    Ok((!t.is_empty()).then(|| secrecy::SecretString::from(t)))
 }
 
 fn vault_settings(

@@ -61,6 +61,7 @@ impl CxoneTokenResource {
 fn schema() -> Schema {
     let mut attrs = source_attributes(
         "the access key and application credentials (keys `access_key_id`, `access_key_secret`, `client_id`, `client_secret`, optionally `issuer`)",
+        "cxone/prod/pipeline",
     );
     for (name, default) in KEYS {
         attrs.push(Attribute::optional_computed(

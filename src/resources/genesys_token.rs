@@ -55,6 +55,7 @@ impl GenesysTokenResource {
 fn schema() -> Schema {
     let mut attrs = source_attributes(
         "the OAuth client (keys `client_id` and `client_secret`, optionally `region` or `domain`)",
+        "genesys/prod/pipeline",
     );
     attrs.extend([
         Attribute::optional_computed(CLIENT_ID_KEY, Type::String, "Key of the secret that holds the OAuth client ID. Default `client_id`."),
@@ -64,7 +65,7 @@ fn schema() -> Schema {
         Attribute::optional(LOGIN_URL, Type::String, "Override of the token endpoint's base URL (scheme, host, port; `/oauth/token` is appended), for gateways and tests. https is required except to loopback hosts."),
         Attribute::optional_computed(API_URL, Type::String, "Base URL of the Genesys Cloud API (`/api/v2/...` is appended): `https://api.<domain>` unless overridden. Used for revocation and the organization check."),
         Attribute::optional_computed(REVOKE_ON_CLOSE, Type::Bool, "Revoke the token (`DELETE /api/v2/tokens/me`) when the last block using it closes, or when Terraform ends the provider. Default `true`."),
-        Attribute::optional(EXPECTED_ORGANIZATION_ID, Type::String, "When set, the organization of the minted token (from `GET /api/v2/tokens/me`) must have this id; otherwise the token is revoked and the open fails. Guards against using one environment's credentials in another."),
+        Attribute::optional(EXPECTED_ORGANIZATION_ID, Type::String, "When set, the organization of the minted token (from `GET /api/v2/tokens/me`) must have this id; otherwise the open fails and the token is released (revoked unless `revoke_on_close = false`). Guards against using one environment's credentials in another."),
     ]);
     attrs.extend(rotation_attributes(PLATFORM));
     attrs.extend(token_attributes(PLATFORM));
@@ -74,7 +75,7 @@ fn schema() -> Schema {
         "The token's organization id, when `expected_organization_id` is set (null otherwise).",
     ));
     Schema::new(Block::new(
-        "Mints a Genesys Cloud OAuth token (client-credentials grant) from an OAuth client stored in Vault. The token is handed to Terraform as an ephemeral value, typically to the genesyscloud provider's `access_token`, and never written to plan or state. Blocks in one run that need the same token share one token request.",
+        "Mints a Genesys Cloud OAuth token (client-credentials grant) from an OAuth client stored in Vault. The token is handed to Terraform as an ephemeral value, typically to the genesyscloud provider's `access_token`, and never written to plan or state. Blocks that need the same token share one token request within one provider process (Terraform starts a new process for each plan and apply).",
         attrs,
     ))
 }
@@ -317,9 +318,14 @@ impl EphemeralResource<Context> for GenesysTokenResource {
                             Ok(actual) => Diagnostic::error(
                                 "Token belongs to another Genesys Cloud organization",
                                 format!(
-                                    "The credentials at {} (version {}) minted a token for organization {actual}, but `expected_organization_id` is {expected}. The token was revoked. Check that the path points at this environment's OAuth client.",
+                                    "The credentials at {} (version {}) minted a token for organization {actual}, but `expected_organization_id` is {expected}. {} Check that the path points at this environment's OAuth client.",
                                     src.display(),
-                                    rotated.used
+                                    rotated.used,
+                                    if revoke {
+                                        "The token was revoked."
+                                    } else {
+                                        "The token was not handed out (with `revoke_on_close = false` it stays valid until it expires)."
+                                    }
                                 ),
                             )
                             .at(config.path(EXPECTED_ORGANIZATION_ID))

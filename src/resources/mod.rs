@@ -57,7 +57,7 @@ const ENV_PLACEHOLDER: &str = "{environment}";
 const ENV_METADATA_KEY: &str = "environment";
 
 /// `mount`, `path` and `version`: where a resource's secret lives in KV v2.
-fn source_attributes(what: &str) -> Vec<Attribute> {
+fn source_attributes(what: &str, example_path: &str) -> Vec<Attribute> {
     vec![
         Attribute::optional_computed(
             MOUNT,
@@ -68,7 +68,7 @@ fn source_attributes(what: &str) -> Vec<Attribute> {
             PATH,
             Type::String,
             format!(
-                "Path of the secret holding {what}, within the mount (e.g. `genesys/prod/pipeline`). May contain `{{environment}}`, replaced by the provider's `environment`."
+                "Path of the secret holding {what}, within the mount (e.g. `{example_path}`). May contain `{{environment}}`, replaced by the provider's `environment`."
             ),
         ),
         Attribute::optional_computed(

@@ -17,7 +17,7 @@ const DATA_JSON: &str = "data_json";
 pub(super) struct VaultSecret;
 
 fn schema() -> Schema {
-    let mut attrs = source_attributes("the values to read");
+    let mut attrs = source_attributes("the values to read", "contact-center/prod/webhook");
     attrs.extend([
         Attribute::computed(DATA, Type::map_of_strings(), "The secret's key/value pairs. Values that are not strings in Vault are given as JSON text.").sensitive(),
         Attribute::computed(DATA_JSON, Type::String, "The whole secret as a JSON object, with its original value types; decode with `jsondecode`.").sensitive(),

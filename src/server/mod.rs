@@ -122,6 +122,22 @@ async fn wind_down<P: Provider>(provider: &P, server: tokio::task::JoinHandle<()
         tracing::warn!("cleanup did not finish in time; some tokens may outlive this run");
     }
     let _ = tokio::time::timeout(Duration::from_millis(200), server).await;
+    if let Some(kib) = peak_rss_kib() {
+        tracing::debug!(peak_rss_kib = kib, "provider process done");
+    }
+}
+
+/// The process's peak resident set size (Linux `VmHWM`), for the shutdown log line.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn socket_dir(preferred: Option<&str>) -> std::io::Result<tempfile::TempDir> {

@@ -43,8 +43,9 @@ const ED25519_PKCS8_PREFIX: [u8; 16] = [
 ];
 
 /// An Ed25519 key from the operating system's random generator. Ed25519 signing is
-/// deterministic, so creating the certificate needs no further randomness; this keeps the
-/// crypto library's own generator (slow to seed) off the path to the handshake line.
+/// deterministic, so creating the certificate needs no further randomness. This keeps the
+/// crypto library's own generator off the path to the handshake line even in builds where
+/// it seeds from CPU jitter (~25 ms; see `.cargo/config.toml`).
 fn ed25519_key() -> Result<rcgen::KeyPair, TlsError> {
     let mut pkcs8 = Vec::with_capacity(48);
     pkcs8.extend_from_slice(&ED25519_PKCS8_PREFIX);

@@ -95,6 +95,20 @@ struct Session {
     login: bool,
     /// When the token stops working, if it expires.
     expires: Option<Instant>,
+    /// The TTL Vault last granted (at login or renewal).
+    lease: Duration,
+}
+
+impl Session {
+    /// Whether the token can still be used for a request. Close to its expiry it is replaced
+    /// by a new login instead; the margin stays below the third of the TTL that renewal (at
+    /// 2/3 of the TTL) leaves, so a token that is being renewed is never replaced, even with
+    /// a TTL of a few seconds.
+    fn fresh(&self) -> bool {
+        let margin = (self.lease / 4).min(Duration::from_secs(5));
+        self.expires
+            .is_none_or(|at| at.saturating_duration_since(Instant::now()) > margin)
+    }
 }
 
 /// The `auth` part of a login or renew response.
@@ -202,19 +216,15 @@ impl Inner {
         budget: &Budget,
     ) -> Result<SecretString, VaultError> {
         let mut session = self.session.lock().await;
-        if let Some(s) = session.as_ref() {
-            let fresh = s.expires.is_none_or(|at| {
-                at.saturating_duration_since(Instant::now()) > Duration::from_secs(5)
-            });
-            if fresh {
-                return Ok(s.token.clone());
-            }
+        if let Some(s) = session.as_ref().filter(|s| s.fresh()) {
+            return Ok(s.token.clone());
         }
         let new = match &self.auth {
             AuthMethod::Token(Some(t)) => Session {
                 token: t.clone(),
                 login: false,
                 expires: None,
+                lease: Duration::ZERO,
             },
             AuthMethod::Token(None) => return Err(VaultError::NoToken),
             _ => self.login(budget).await?,
@@ -300,11 +310,12 @@ impl Inner {
                 self.login_error(mount, "the response has no auth.client_token".to_owned())
             })?;
         tracing::info!(method, mount = %mount, ttl_s = auth.lease_duration, renewable = auth.renewable, "logged in to Vault");
+        let lease = Duration::from_secs(auth.lease_duration);
         Ok(Session {
             token: auth.client_token,
             login: true,
-            expires: (auth.lease_duration > 0)
-                .then(|| Instant::now() + Duration::from_secs(auth.lease_duration)),
+            expires: (auth.lease_duration > 0).then(|| Instant::now() + lease),
+            lease,
         })
     }
 
@@ -316,15 +327,26 @@ impl Inner {
         }
     }
 
-    /// Forgets a login session (so the next request logs in again). False for static tokens.
+    /// Forgets a login session so the next request logs in again, revoking its token: a
+    /// denial may come from a policy rather than a dead token, and a live token we no longer
+    /// track would outlive the run. False for static tokens.
     pub(super) async fn drop_login_session(&self) -> bool {
-        let mut session = self.session.lock().await;
-        if session.as_ref().is_some_and(|s| s.login) {
-            *session = None;
-            true
-        } else {
-            false
+        let dropped = {
+            let mut session = self.session.lock().await;
+            match session.take() {
+                Some(s) if s.login => s,
+                other => {
+                    *session = other;
+                    return false;
+                }
+            }
+        };
+        // Already dead is the common case: a failure here is expected and quiet.
+        match self.revoke(&dropped.token).await {
+            Ok(()) => tracing::info!("revoked the Vault login token before logging in again"),
+            Err(e) => tracing::debug!(error = %e, "revoking the dropped Vault login token failed"),
         }
+        true
     }
 
     fn schedule_renewal(self: &Arc<Self>, delay: Duration) {
@@ -386,9 +408,12 @@ impl Inner {
         }?;
         tracing::debug!(ttl_s = info.lease_duration, "renewed the Vault login token");
         let mut s = self.session.lock().await;
-        let session = s.as_mut()?;
-        session.expires = (info.lease_duration > 0)
-            .then(|| Instant::now() + Duration::from_secs(info.lease_duration));
+        // The session may have been replaced by a new login while renewing the old token.
+        let session = s
+            .as_mut()
+            .filter(|s| s.token.expose_secret() == token.expose_secret())?;
+        session.lease = Duration::from_secs(info.lease_duration);
+        session.expires = (info.lease_duration > 0).then(|| Instant::now() + session.lease);
         // Renewal can be capped by the token's max TTL: stop when there is nothing left to gain.
         (info.renewable && info.lease_duration > 3)
             .then(|| Duration::from_secs(info.lease_duration).mul_f64(2.0 / 3.0))
@@ -405,24 +430,31 @@ impl Inner {
         }
         let session = self.session.lock().await.take();
         if let Some(s) = session.filter(|s| s.login) {
-            let revoke = self.send(
-                Method::POST,
-                "auth/token/revoke-self",
-                None,
-                Some(json_body(serde_json::json!({}))),
-                Some(&s.token),
-            );
-            match tokio::time::timeout(Duration::from_secs(1), revoke).await {
-                Ok(Ok((reply, _))) if reply.status.is_success() => {
-                    tracing::info!("revoked the Vault login token")
-                }
-                Ok(Ok((reply, _))) => tracing::warn!(
-                    status = reply.status.as_u16(),
-                    "revoking the Vault login token failed"
-                ),
-                Ok(Err(e)) => tracing::warn!(error = %e, "revoking the Vault login token failed"),
-                Err(_) => tracing::warn!("revoking the Vault login token timed out"),
+            match self.revoke(&s.token).await {
+                Ok(()) => tracing::info!("revoked the Vault login token"),
+                Err(e) => tracing::warn!(error = %e, "revoking the Vault login token failed"),
             }
+        }
+    }
+
+    /// Revokes a login token with revoke-self, within a second.
+    async fn revoke(&self, token: &SecretString) -> Result<(), String> {
+        let revoke = self.send(
+            Method::POST,
+            "auth/token/revoke-self",
+            None,
+            Some(json_body(serde_json::json!({}))),
+            Some(token),
+        );
+        match tokio::time::timeout(Duration::from_secs(1), revoke).await {
+            Ok(Ok((reply, _))) if reply.status.is_success() => Ok(()),
+            Ok(Ok((reply, _))) => Err(format!(
+                "HTTP {}: {}",
+                reply.status.as_u16(),
+                error_message(&reply.body)
+            )),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("timed out".to_owned()),
         }
     }
 }

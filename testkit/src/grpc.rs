@@ -97,6 +97,39 @@ pub struct OpenReply {
     pub diagnostics: Vec<WireDiagnostic>,
 }
 
+/// OpenEphemeralResource through any client (clone [`InProcess::client`] for concurrent opens).
+pub async fn open_with(
+    client: &mut ProviderClient<Channel>,
+    type_name: &str,
+    config: Value,
+) -> OpenReply {
+    let block = ephemeral_block(type_name);
+    let msgpack = framework::encode_msgpack(&config, &block).expect("resource config encodes");
+    let reply = client
+        .open_ephemeral_resource(pb::open_ephemeral_resource::Request {
+            type_name: type_name.into(),
+            config: Some(pb::DynamicValue {
+                msgpack,
+                json: vec![],
+            }),
+            client_capabilities: None,
+        })
+        .await
+        .expect("OpenEphemeralResource")
+        .into_inner();
+    let result = reply
+        .result
+        .map(|dv| {
+            framework::decode_msgpack(&dv.msgpack, &block).expect("result decodes with the schema")
+        })
+        .unwrap_or_default();
+    OpenReply {
+        result,
+        private: reply.private,
+        diagnostics: diags(&reply.diagnostics),
+    }
+}
+
 impl InProcess {
     /// Serves a fresh provider on a socket in a temporary directory.
     pub async fn start() -> InProcess {
@@ -163,33 +196,7 @@ impl InProcess {
 
     /// OpenEphemeralResource with `config`; the result is decoded with the resource's schema.
     pub async fn open(&mut self, type_name: &str, config: Value) -> OpenReply {
-        let block = ephemeral_block(type_name);
-        let msgpack = framework::encode_msgpack(&config, &block).expect("resource config encodes");
-        let reply = self
-            .client
-            .open_ephemeral_resource(pb::open_ephemeral_resource::Request {
-                type_name: type_name.into(),
-                config: Some(pb::DynamicValue {
-                    msgpack,
-                    json: vec![],
-                }),
-                client_capabilities: None,
-            })
-            .await
-            .expect("OpenEphemeralResource")
-            .into_inner();
-        let result = reply
-            .result
-            .map(|dv| {
-                framework::decode_msgpack(&dv.msgpack, &block)
-                    .expect("result decodes with the schema")
-            })
-            .unwrap_or_default();
-        OpenReply {
-            result,
-            private: reply.private,
-            diagnostics: diags(&reply.diagnostics),
-        }
+        open_with(&mut self.client, type_name, config).await
     }
 
     /// CloseEphemeralResource with `private`.

@@ -1,7 +1,7 @@
 //! Acceptance tests: the real `terraform` binary, a real OpenBao server, and stand-ins for the
 //! SaaS platforms. One test binary, one module per area, run in parallel.
 
-#![allow(unreachable_pub)]
+#![allow(unreachable_pub, clippy::unwrap_used)]
 
 mod auth;
 mod core;
