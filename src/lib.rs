@@ -6,6 +6,8 @@
 //! (protocol-agnostic provider API) ← `resources` → `vault` / `platforms`.
 
 pub mod framework;
+#[doc(hidden)]
+pub mod fuzzing;
 mod net;
 mod platforms;
 mod provider;

@@ -165,7 +165,7 @@ pub(crate) struct TokenBody {
 
 /// Classifies a platform reply: success bodies are returned; throttling, 5xx and transport
 /// failures are retried; everything else is a permanent refusal.
-fn classify(
+pub(crate) fn classify(
     platform: &'static str,
     endpoint: &Url,
     status: u16,

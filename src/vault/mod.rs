@@ -4,7 +4,7 @@
 
 mod auth;
 mod cache;
-mod kv;
+pub(crate) mod kv;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -131,7 +131,7 @@ struct ErrorBody {
 }
 
 /// The first error message from a Vault error body, shortened; never the body itself.
-fn error_message(body: &[u8]) -> String {
+pub(crate) fn error_message(body: &[u8]) -> String {
     let msg = serde_json::from_slice::<ErrorBody>(body)
         .ok()
         .and_then(|b| b.errors.into_iter().find(|e| !e.trim().is_empty()))
