@@ -183,6 +183,19 @@ fn render_all(root: &Path) -> Result<BTreeMap<String, String>, String> {
         }
     }
     problems.extend(orphan_templates(root, &pages)?);
+    // Guides are hand-written pages, published as they are.
+    for rel in markdown_files(root, &format!("{TEMPLATES}/guides"))? {
+        let name = rel.rsplit('/').next().unwrap_or(&rel).to_owned();
+        match read_text(root, &rel) {
+            Ok(text) if text.starts_with("---\npage_title:") => {
+                out.insert(format!("{DOCS}/guides/{name}"), text);
+            }
+            Ok(_) => problems.push(format!(
+                "{rel}: a guide must start with front matter (`---` then `page_title:`)"
+            )),
+            Err(e) => problems.push(e),
+        }
+    }
     if problems.is_empty() {
         Ok(out)
     } else {
