@@ -21,6 +21,8 @@ pub struct OpenBao {
     port: u16,
     unseal_key: String,
     http: reqwest::blocking::Client,
+    /// The file audit device's log, when started with one (its directory is kept alive here).
+    audit: Option<(tempfile::TempDir, std::path::PathBuf)>,
 }
 
 fn bao_binary() -> String {
@@ -60,9 +62,36 @@ fn free_port_pair() -> u16 {
 impl OpenBao {
     /// Starts a fresh dev server (about 0.2 s) and waits until it serves KV reads.
     pub fn start() -> OpenBao {
+        Self::launch(false)
+    }
+
+    /// The same, with a file audit device logging every request (see [`OpenBao::requests`]).
+    pub fn with_audit_log() -> OpenBao {
+        Self::launch(true)
+    }
+
+    fn launch(audit: bool) -> OpenBao {
         require_bao();
         let home = std::env::temp_dir();
+        // OpenBao 2 enables audit devices only from configuration.
+        let audit = audit.then(|| {
+            let dir = tempfile::tempdir().expect("audit dir");
+            let log = dir.path().join("audit.log");
+            let config = format!(
+                "audit \"file\" \"test\" {{\n  options {{\n    file_path = \"{}\"\n  }}\n}}\n",
+                log.display()
+            );
+            std::fs::write(dir.path().join("audit.hcl"), config).expect("audit config");
+            (dir, log)
+        });
         for _attempt in 0..5 {
+            let mut extra: Vec<String> = Vec::new();
+            if let Some((dir, _)) = &audit {
+                extra.push(format!(
+                    "-config={}",
+                    dir.path().join("audit.hcl").display()
+                ));
+            }
             let port = free_port_pair();
             let mut child = Command::new("sh")
                 .args([
@@ -75,6 +104,7 @@ impl OpenBao {
                     &format!("-dev-listen-address=127.0.0.1:{port}"),
                     "-dev-no-store-token",
                 ])
+                .args(&extra)
                 .env("HOME", &home)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
@@ -105,12 +135,14 @@ impl OpenBao {
                 port,
                 unseal_key: String::new(),
                 http,
+                audit: None,
             };
             match rx.recv_timeout(Duration::from_secs(15)) {
                 Ok(Ok(key)) => bao.unseal_key = key,
                 Ok(Err(_)) | Err(_) => continue, // port race: try another
             }
             if bao.wait_healthy(Duration::from_secs(15)) {
+                bao.audit = audit;
                 return bao;
             }
         }
@@ -137,6 +169,25 @@ impl OpenBao {
             std::thread::sleep(Duration::from_millis(20));
         }
         false
+    }
+
+    /// How many requests with `operation` (e.g. "read") on `path` (e.g. "secret/data/x") the
+    /// audit log recorded. Panics if the server was started without an audit log.
+    pub fn requests(&self, operation: &str, path: &str) -> usize {
+        let (_, log) = self
+            .audit
+            .as_ref()
+            .expect("started with OpenBao::with_audit_log()");
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| {
+                e["type"] == "request"
+                    && e["request"]["operation"] == operation
+                    && e["request"]["path"] == path
+            })
+            .count()
     }
 
     /// `http://127.0.0.1:PORT`.

@@ -306,7 +306,12 @@ fn cxone_server_errors_and_429_are_retried() {
 
 #[test]
 fn a_hundred_instances_over_two_credentials_share_two_tokens_per_phase() {
-    let w = GenesysWorld::new("genesys/a");
+    // OpenBao's audit log records every request: it shows how many reads the provider made.
+    let w = GenesysWorld::with_bao(
+        ccsecrets_testkit::openbao::OpenBao::with_audit_log(),
+        "genesys/a",
+    );
+    let reads = |path: &str| w.bao.requests("read", path);
     let client_b = format!("client-b-{}", fastrand::u32(..));
     let secret_b = secret_value("gcsecret-b");
     w.standin.add_client(&client_b, &secret_b, "org-b");
@@ -346,6 +351,12 @@ resource "terraform_data" "use_every_token" {{
         "one token request per credential in the plan walk"
     );
     assert_eq!(w.standin.token_requests(&client_b), 1);
+    assert_eq!(
+        reads("secret/data/genesys/a"),
+        1,
+        "one Vault read per secret in the plan walk"
+    );
+    assert_eq!(reads("secret/data/genesys/b"), 1);
     let apply = wd.apply_plan();
     apply.assert_ok();
     assert_eq!(
@@ -354,6 +365,11 @@ resource "terraform_data" "use_every_token" {{
         "and one more in the apply walk"
     );
     assert_eq!(w.standin.token_requests(&client_b), 2);
+    assert_eq!(
+        reads("secret/data/genesys/a"),
+        2,
+        "and one more in the apply walk"
+    );
     // Every one of the 100 instances handed a valid token to the consumer.
     assert_eq!(
         w.standin.valid_calls(&w.client_id) + w.standin.valid_calls(&client_b),

@@ -129,7 +129,11 @@ pub struct GenesysWorld {
 impl GenesysWorld {
     /// Seeds `path` with a fresh OAuth client known to the stand-in.
     pub fn new(path: &str) -> GenesysWorld {
-        let bao = OpenBao::start();
+        Self::with_bao(OpenBao::start(), path)
+    }
+
+    /// The same with a given OpenBao server.
+    pub fn with_bao(bao: OpenBao, path: &str) -> GenesysWorld {
         let standin = GenesysStandin::start();
         let client_id = format!("client-{}", fastrand::u32(..));
         let client_secret = secret_value("gcsecret");
