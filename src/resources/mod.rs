@@ -287,10 +287,15 @@ fn vault_diagnostic(e: &VaultError, src: &Source) -> Diagnostic {
             "No Vault token",
             "The provider has no way to authenticate to Vault. Set `token` in the provider's vault block or the VAULT_TOKEN environment variable, log in with `bao login` / `vault login` (which writes ~/.vault-token), or configure an `auth_approle`, `auth_jwt` or `auth_kubernetes` block.",
         ),
-        VaultError::Login { .. } => Diagnostic::error(
+        VaultError::Login { method, .. } => Diagnostic::error(
             "Vault login failed",
             format!(
-                "{e}. Check the provider's vault auth block: the role, the credential it reads, and that the auth method is enabled at that mount."
+                "{e}. Check the provider's vault auth block: the role, the credential it reads, and that the auth method is enabled at that mount.{}",
+                if *method == "kubernetes" {
+                    " Vault reports every TokenReview refusal as \"permission denied\": check that the pod runs under a service account and namespace the role is bound to, that Vault reaches the auth method's kubernetes_host, and Vault's debug log for the reason."
+                } else {
+                    ""
+                }
             ),
         ),
         VaultError::Deadline(_) => Diagnostic::error(

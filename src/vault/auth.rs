@@ -327,14 +327,22 @@ impl Inner {
         }
     }
 
-    /// Forgets a login session so the next request logs in again, revoking its token: a
-    /// denial may come from a policy rather than a dead token, and a live token we no longer
-    /// track would outlive the run. False for static tokens.
-    pub(super) async fn drop_login_session(&self) -> bool {
+    /// Forgets the login session if it still holds `denied` (the token a request was refused
+    /// with) so the next request logs in again, revoking that token: a denial may come from a
+    /// policy rather than a dead token, and a live token we no longer track would outlive the
+    /// run. When concurrent requests are denied at once, only the first drops the session; the
+    /// others retry with the new login. False for static tokens.
+    pub(super) async fn drop_login_session(&self, denied: &SecretString) -> bool {
+        use secrecy::ExposeSecret;
         let dropped = {
             let mut session = self.session.lock().await;
             match session.take() {
-                Some(s) if s.login => s,
+                Some(s) if s.login && s.token.expose_secret() == denied.expose_secret() => s,
+                Some(s) if s.login => {
+                    // Already replaced by a newer login: retry with that one.
+                    *session = Some(s);
+                    return true;
+                }
                 other => {
                     *session = other;
                     return false;

@@ -234,7 +234,7 @@ impl VaultClient {
                         // A login token may have expired or been revoked behind our back: log in
                         // again once before reporting the denial.
                         403 if !relogged.swap(true, std::sync::atomic::Ordering::SeqCst)
-                            && self.inner.drop_login_session().await =>
+                            && self.inner.drop_login_session(&token).await =>
                         {
                             Attempt::Retry {
                                 error: self.inner.forbidden(what, &reply.body),
