@@ -175,9 +175,15 @@ pub(crate) fn classify(
     let endpoint = endpoint.as_str().to_owned();
     let err = ErrorInfo::parse(body);
     let description = err.description;
+    // Genesys signals login throttling as 400 invalid_request "rate limit exceeded; ...".
+    let login_throttle = status == 400
+        && err.code == "invalid_request"
+        && description
+            .to_ascii_lowercase()
+            .starts_with("rate limit exceeded");
     match status {
         200..=299 => Attempt::Done(()),
-        429 => Attempt::Retry {
+        429 | 400 if status == 429 || login_throttle => Attempt::Retry {
             error: PlatformError::RateLimited {
                 platform,
                 endpoint,
@@ -186,22 +192,6 @@ pub(crate) fn classify(
             },
             after,
         },
-        // Genesys signals login throttling as 400 invalid_request "rate limit exceeded; ...".
-        400 if err.code == "invalid_request"
-            && description
-                .to_ascii_lowercase()
-                .starts_with("rate limit exceeded") =>
-        {
-            Attempt::Retry {
-                error: PlatformError::RateLimited {
-                    platform,
-                    endpoint,
-                    status,
-                    description,
-                },
-                after,
-            }
-        }
         500 | 502..=599 => Attempt::Retry {
             error: PlatformError::Unavailable {
                 platform,

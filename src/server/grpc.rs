@@ -232,7 +232,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
                 "provider configuration",
             )?;
             let d = self.inner.provider.validate(&Config::new(cfg));
-            if d.has_errors() { Err(d) } else { Ok(d) }
+            d.into_result()
         })
         .await;
         Ok(Response::new(pb::validate_provider_config::Response {
@@ -282,7 +282,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
                 "data source configuration",
             )?;
             let d = ds.imp.validate(&Config::new(cfg));
-            if d.has_errors() { Err(d) } else { Ok(d) }
+            d.into_result()
         })
         .await;
         Ok(Response::new(pb::validate_data_resource_config::Response {
@@ -329,7 +329,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
                 "ephemeral resource configuration",
             )?;
             let d = res.imp.validate(&Config::new(cfg));
-            if d.has_errors() { Err(d) } else { Ok(d) }
+            d.into_result()
         })
         .await;
         Ok(Response::new(
@@ -412,7 +412,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
                 .imp
                 .close(req.private.as_deref().unwrap_or_default())
                 .await;
-            if d.has_errors() { Err(d) } else { Ok(d) }
+            d.into_result()
         })
         .await;
         Ok(Response::new(pb::close_ephemeral_resource::Response {
