@@ -1,30 +1,92 @@
 //! Entry points for the fuzz targets in `fuzz/` and for the corpus smoke test: each feeds
-//! untrusted bytes to one parser the way the provider does. Not an API.
+//! untrusted bytes to one parser the way the provider does, and panics when a promise the
+//! parser makes is broken. Not an API.
 
-use crate::framework::{self, Provider};
+use crate::framework::{self, Attribute, Block, NestedBlock, Nesting, Provider, Type, Value};
+use crate::net::Attempt;
 
-/// Decodes `data` as a DynamicValue of every schema the provider has, as msgpack and JSON,
-/// and re-encodes whatever decodes.
+/// Decodes `data` as a DynamicValue of every schema the provider has, and of one that uses
+/// every shape the codec supports, as msgpack and JSON. Whatever decodes must encode again
+/// (unknowns included), and that encoding must decode to a value that encodes the same.
 pub fn dynamic_value(data: &[u8]) {
     let provider = crate::provider();
-    let mut blocks = vec![provider.schema().block];
-    blocks.extend(provider.ephemeral_resources().iter().map(|r| r.schema().block));
+    let mut blocks = vec![provider.schema().block, every_shape()];
+    blocks.extend(
+        provider
+            .ephemeral_resources()
+            .iter()
+            .map(|r| r.schema().block),
+    );
     blocks.extend(provider.data_sources().iter().map(|r| r.schema().block));
     for block in &blocks {
         if let Ok(v) = framework::decode_msgpack(data, block) {
-            // A decoded value must encode again (unknowns included).
-            let _ = framework::encode_msgpack(&v, block);
+            round_trip(&v, block);
         }
-        let _ = framework::decode_json(data, block);
+        if let Ok(v) = framework::decode_json(data, block) {
+            round_trip(&v, block);
+        }
     }
 }
 
+/// A block with every type and nesting the codec handles, so the fuzzer reaches the codec's
+/// paths that today's schemas do not use; `deep` nests further than the decoder allows.
+fn every_shape() -> Block {
+    let list = |t: Type| Type::List(Box::new(t));
+    let deep = (0..40).fold(Type::String, |t, _| list(t));
+    let object = Type::Object(
+        [
+            ("a".to_owned(), Type::String),
+            ("l".to_owned(), list(Type::map_of_strings())),
+        ]
+        .into(),
+    );
+    let leaf = |name| Block::new("d", vec![Attribute::optional(name, Type::String, "d")]);
+    Block::new(
+        "d",
+        vec![
+            Attribute::optional("s", Type::String, "d"),
+            Attribute::optional("secret", Type::String, "d").sensitive(),
+            Attribute::optional("n", Type::Number, "d"),
+            Attribute::optional("b", Type::Bool, "d"),
+            Attribute::optional("list", list(Type::Number), "d"),
+            Attribute::optional("set", Type::Set(Box::new(Type::String)), "d").sensitive(),
+            Attribute::optional("map", Type::Map(Box::new(list(Type::Bool))), "d"),
+            Attribute::optional("obj", object, "d"),
+            Attribute::optional("deep", deep, "d"),
+        ],
+    )
+    .with_block(NestedBlock::single("one", leaf("s")))
+    .with_block(NestedBlock {
+        nesting: Nesting::List,
+        ..NestedBlock::single(
+            "items",
+            leaf("s").with_block(NestedBlock::single("inner", leaf("t"))),
+        )
+    })
+}
+
+fn round_trip(v: &Value, block: &Block) {
+    let bytes = framework::encode_msgpack(v, block).expect("a decoded value encodes");
+    let back = framework::decode_msgpack(&bytes, block).expect("an encoded value decodes");
+    let again = framework::encode_msgpack(&back, block).expect("a re-decoded value encodes");
+    // Bytes, not values: NaN is not equal to itself.
+    assert_eq!(bytes, again, "encoding is stable across a round trip");
+}
+
 /// Parses `data` as a platform token endpoint's body and error body, under every status class.
+/// Error messages must stay single-line, whatever the body says.
 pub fn platform_response(data: &[u8]) {
     let url = url::Url::parse("https://login.example.com/oauth/token").expect("static URL");
-    let _ = crate::platforms::parse_token("fuzz", &url, data);
+    if let Err(e) = crate::platforms::parse_token("fuzz", &url, data) {
+        assert_one_line(&e.to_string());
+    }
     for status in [200, 400, 401, 429, 500, 503, 302] {
-        let _ = crate::platforms::classify("fuzz", &url, status, data, None);
+        match crate::platforms::classify("fuzz", &url, status, data, None) {
+            Attempt::Done(()) => {}
+            Attempt::Retry { error, .. } | Attempt::Fail(error) => {
+                assert_one_line(&error.to_string());
+            }
+        }
     }
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = crate::platforms::cxone::tenant_id(&secrecy::SecretString::from(text));
@@ -33,11 +95,30 @@ pub fn platform_response(data: &[u8]) {
 
 /// Parses `data` as Vault's KV v2 read, metadata and error bodies.
 pub fn vault_response(data: &[u8]) {
-    let _ = serde_json::from_slice::<crate::vault::kv::ReadBody>(data);
+    use secrecy::ExposeSecret;
+    if let Ok(read) = serde_json::from_slice::<crate::vault::kv::ReadBody>(data) {
+        if let Some(secret) = read.data.and_then(|d| d.data) {
+            // The whole-object JSON (`data_json`) must be JSON again.
+            serde_json::from_str::<serde_json::Value>(secret.json().expose_secret())
+                .expect("the secret's JSON text parses");
+        }
+    }
     if let Ok(md) = serde_json::from_slice::<crate::vault::kv::MetadataBody>(data) {
         if let Some(md) = md.data {
             let _ = md.previous_live(md.current_version);
         }
     }
-    let _ = crate::vault::error_message(data);
+    let message = crate::vault::error_message(data);
+    assert_one_line(&message);
+    assert!(
+        message.chars().count() <= 301,
+        "the error message is bounded"
+    );
+}
+
+fn assert_one_line(message: &str) {
+    assert!(
+        !message.contains(['\n', '\r']),
+        "a message from a server's body stays on one line: {message:?}"
+    );
 }

@@ -516,12 +516,21 @@ fn encode_shape(
                     (Nesting::Single, v) => encode_shape(out, v, Shape::Block(&nested.block), &p)?,
                     (Nesting::List, Value::List(items)) => {
                         let _ = rmp::encode::write_array_len(out, items.len() as u32);
-                        for item in items {
-                            encode_shape(out, item, Shape::Block(&nested.block), &p)?;
+                        for (i, item) in items.iter().enumerate() {
+                            let ip = format!("{p}[{i}]");
+                            encode_shape(out, item, Shape::Block(&nested.block), &ip)?;
                         }
                     }
-                    (Nesting::List, v) => encode_shape(out, v, Shape::Type(&Type::Bool, false), &p)
-                        .and(Err(mismatch("list of blocks")))?,
+                    // Null and unknown encode as for any shape.
+                    (Nesting::List, v @ (Value::Null | Value::Unknown)) => {
+                        encode_shape(out, v, Shape::Block(&nested.block), &p)?;
+                    }
+                    (Nesting::List, _) => {
+                        return Err(CodecError::new(
+                            &p,
+                            "value does not match the schema type list of blocks",
+                        ));
+                    }
                 }
             }
             Ok(())
@@ -746,6 +755,67 @@ mod tests {
         let bytes = [0x81, 0xa5, b't', b'o', b'k', b'e', b'n', 0x0c];
         let err = decode_msgpack(&bytes, &block()).unwrap_err();
         assert_eq!(err.to_string(), "token: expected string, found number");
+    }
+
+    #[test]
+    fn nesting_and_lengths_are_bounded_by_the_limits() {
+        // {"deep": [[...["" ]...]]} against list(list(...(string))) of as many levels: up to
+        // the depth limit it decodes, deeper it is refused before recursing further.
+        let nested = |levels: usize| {
+            let ty = (0..levels).fold(Type::String, |t, _| Type::List(Box::new(t)));
+            let b = Block::new("d", vec![Attribute::optional("deep", ty, "d")]);
+            let mut bytes = vec![0x81, 0xa4, b'd', b'e', b'e', b'p'];
+            bytes.extend(std::iter::repeat_n(0x91, levels));
+            bytes.push(0xa0);
+            decode_msgpack(&bytes, &b)
+        };
+        assert!(nested(31).is_ok());
+        assert_eq!(nested(32).unwrap_err().problem, "value nested too deeply");
+        assert_eq!(
+            nested(10_000).unwrap_err().problem,
+            "value nested too deeply"
+        );
+        // Lengths larger than the rest of the data are refused before allocating.
+        for header in [&[0xdd, 0xff, 0xff, 0xff, 0xff][..], &[0xdc, 0xff, 0xff]] {
+            let mut bytes = vec![0x81, 0xa4, b'l', b'i', b's', b't'];
+            bytes.extend_from_slice(header);
+            let err = decode_msgpack(&bytes, &block()).unwrap_err();
+            assert_eq!(err.problem, "msgpack length exceeds the data");
+        }
+    }
+
+    #[test]
+    fn absent_null_or_unknown_list_of_blocks_encodes_again() {
+        // Found by the dynamic_value fuzz target: `{}` decoded against a schema with a list
+        // nested block gave that block null, which then failed to encode.
+        let b = Block::new("d", vec![]).with_block(NestedBlock {
+            nesting: Nesting::List,
+            ..NestedBlock::single(
+                "items",
+                Block::new("d", vec![Attribute::optional("s", Type::String, "d")]),
+            )
+        });
+        let cases: [(&[u8], &[u8]); 3] = [
+            (&[0x80], &[0x81, 0xa5, b'i', b't', b'e', b'm', b's', 0xc0]),
+            (
+                &[0x81, 0xa5, b'i', b't', b'e', b'm', b's', 0xd4, 0x00, 0x00],
+                &[0x81, 0xa5, b'i', b't', b'e', b'm', b's', 0xd4, 0x00, 0x00],
+            ),
+            (
+                &[0x81, 0xa5, b'i', b't', b'e', b'm', b's', 0x91, 0x80],
+                &[
+                    0x81, 0xa5, b'i', b't', b'e', b'm', b's', 0x91, 0x81, 0xa1, b's', 0xc0,
+                ],
+            ),
+        ];
+        for (input, want) in cases {
+            let v = decode_msgpack(input, &b).unwrap();
+            assert_eq!(encode_msgpack(&v, &b).unwrap(), want, "{input:?}");
+        }
+        let err = encode_msgpack(&Value::object([("items", Value::from(true))]), &b).unwrap_err();
+        assert_eq!(err.path, "items");
+        let bad_item = Value::object([("items", Value::List(vec![Value::from(1)]))]);
+        assert_eq!(encode_msgpack(&bad_item, &b).unwrap_err().path, "items[0]");
     }
 
     #[test]
