@@ -267,6 +267,12 @@ impl GenesysStandin {
         );
     }
 
+    /// Sets the per-client token requests allowed per minute (Genesys: 300), e.g. for
+    /// benchmarks that mint more than that on purpose.
+    pub fn set_rate_limit(&self, per_minute: usize) {
+        self.lock().rate_limit = per_minute;
+    }
+
     /// Sets the lifetime of tokens minted from now on.
     pub fn set_token_lifetime(&self, secs: u64) {
         self.lock().lifetime = secs;
