@@ -360,3 +360,45 @@ fn cxone_rejected_application_credentials() {
         &[w.access_key_secret.clone(), w.client_secret.clone()],
     );
 }
+
+#[test]
+fn vault_token_sources_token_file_beats_env_then_home_file_then_none() {
+    let w = GenesysWorld::new("genesys/t");
+    let config = |provider_block: &str| {
+        format!(
+            "{REQUIRED}\n{provider_block}\nephemeral \"ccsecrets_genesys_token\" \"t\" {{\n  path = \"genesys/t\"\n  login_url = {u}\n  api_url = {u}\n}}\n",
+            u = q(w.standin.url())
+        )
+    };
+    // ~/.vault-token (as `bao login` writes it), with no VAULT_TOKEN.
+    let mut wd = w.workdir();
+    wd.unset("VAULT_TOKEN");
+    std::fs::write(wd.path().join("home/.vault-token"), "root\n").unwrap();
+    wd.file("main.tf", &config(""));
+    wd.plan().assert_ok();
+
+    // An explicit token_file wins over a wrong VAULT_TOKEN.
+    let mut wd = w.workdir();
+    wd.env("VAULT_TOKEN", "s.wrong-token-from-the-environment");
+    std::fs::write(wd.path().join("tok"), "root").unwrap();
+    let file = wd.path().join("tok").display().to_string();
+    wd.file(
+        "main.tf",
+        &config(&format!(
+            "provider \"ccsecrets\" {{\n  vault {{\n    token_file = {}\n  }}\n}}",
+            q(&file)
+        )),
+    );
+    wd.plan().assert_ok();
+
+    // Nothing at all: a diagnostic that lists the ways to authenticate.
+    let mut wd = w.workdir();
+    wd.unset("VAULT_TOKEN");
+    wd.file("main.tf", &config(""));
+    wd.plan().assert_fails_with(&[
+        "Error: No Vault token",
+        "log in with `bao login` / `vault login`",
+        "`auth_jwt`",
+    ]);
+    assert_eq!(w.standin.token_requests(&w.client_id), 2);
+}
