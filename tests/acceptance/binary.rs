@@ -26,6 +26,29 @@ fn signal(child: &Child, sig: &str) {
     assert!(ok, "kill {sig}");
 }
 
+/// Kills the child when dropped, so a failing test never leaves a provider running.
+struct Reaped(Child);
+
+impl std::ops::Deref for Reaped {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Reaped {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
@@ -94,15 +117,17 @@ fn handshake_line_carries_an_unpadded_der_certificate_and_sigint_is_ignored() {
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     let client_pem = params.self_signed(&key).unwrap().pem();
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(provider_bin())
-        .env(COOKIE.0, COOKIE.1)
-        .env("PLUGIN_PROTOCOL_VERSIONS", "5,6")
-        .env("PLUGIN_CLIENT_CERT", &client_pem)
-        .env("PLUGIN_UNIX_SOCKET_DIR", dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Reaped(
+        Command::new(provider_bin())
+            .env(COOKIE.0, COOKIE.1)
+            .env("PLUGIN_PROTOCOL_VERSIONS", "5,6")
+            .env("PLUGIN_CLIENT_CERT", &client_pem)
+            .env("PLUGIN_UNIX_SOCKET_DIR", dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
@@ -138,14 +163,16 @@ fn debug_mode_serves_terraform_through_reattach() {
     let value = secret_value("dbg");
     bao.kv_put("debug/s", json!({"v": value}));
     // In debug mode the provider runs in the developer's environment, not Terraform's.
-    let mut child = Command::new(provider_bin())
-        .arg("--debug")
-        .env("VAULT_ADDR", bao.addr())
-        .env("VAULT_TOKEN", "root")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Reaped(
+        Command::new(provider_bin())
+            .arg("--debug")
+            .env("VAULT_ADDR", bao.addr())
+            .env("VAULT_TOKEN", "root")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let mut reader = BufReader::new(child.stdout.take().unwrap());
     let reattach = loop {
         let mut line = String::new();
