@@ -164,11 +164,6 @@ impl Value {
     pub fn opt_string(s: Option<impl Into<String>>) -> Value {
         s.map_or(Value::Null, |s| Value::String(s.into()))
     }
-
-    /// An integer number, or null when `None`.
-    pub fn opt_int(i: Option<i64>) -> Value {
-        i.map_or(Value::Null, |i| Value::Number(Number::Int(i)))
-    }
 }
 
 impl From<&str> for Value {

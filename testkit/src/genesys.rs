@@ -23,6 +23,8 @@ pub mod route {
     pub const TOKEN: &str = "token";
     /// `GET /api/v2/...` (organizations/me, tokens/me)
     pub const API: &str = "api";
+    /// `DELETE /api/v2/tokens/me` (revocation)
+    pub const REVOKE: &str = "revoke";
 }
 
 #[derive(Debug, Clone)]
@@ -213,6 +215,9 @@ async fn tokens_me(State(app): State<App>, headers: HeaderMap) -> Response {
 }
 
 async fn revoke_me(State(app): State<App>, headers: HeaderMap) -> Response {
+    if let Some(r) = app.faults.apply(route::REVOKE).await {
+        return r;
+    }
     match authorize(&app, &headers, false) {
         Ok((t, issued)) => {
             let mut st = app.state.lock().expect("state");

@@ -364,12 +364,7 @@ fn cxone_rejected_application_credentials() {
 #[test]
 fn vault_token_sources_token_file_beats_env_then_home_file_then_none() {
     let w = GenesysWorld::new("genesys/t");
-    let config = |provider_block: &str| {
-        format!(
-            "{REQUIRED}\n{provider_block}\nephemeral \"ccsecrets_genesys_token\" \"t\" {{\n  path = \"genesys/t\"\n  login_url = {u}\n  api_url = {u}\n}}\n",
-            u = q(w.standin.url())
-        )
-    };
+    let config = |settings: &str| w.token_config(settings, "genesys/t", "", "");
     // ~/.vault-token (as `bao login` writes it), with no VAULT_TOKEN.
     let mut wd = w.workdir();
     wd.unset("VAULT_TOKEN");
@@ -384,10 +379,7 @@ fn vault_token_sources_token_file_beats_env_then_home_file_then_none() {
     let file = wd.path().join("tok").display().to_string();
     wd.file(
         "main.tf",
-        &config(&format!(
-            "provider \"ccsecrets\" {{\n  vault {{\n    token_file = {}\n  }}\n}}",
-            q(&file)
-        )),
+        &config(&format!("  vault {{\n    token_file = {}\n  }}", q(&file))),
     );
     wd.plan().assert_ok();
 

@@ -5,34 +5,20 @@ use serde_json::json;
 
 use crate::support::*;
 
-/// A Genesys token configuration with `extra` lines in the ephemeral block and `settings` in
-/// the provider block; a provisioner writes the non-secret results to `results.txt`.
+/// A Genesys token configuration whose provisioner writes the non-secret results to
+/// `results.txt`.
 fn config(w: &GenesysWorld, settings: &str, path: &str, extra: &str) -> String {
-    format!(
-        r#"{REQUIRED}
-provider "ccsecrets" {{
-{settings}
-}}
-ephemeral "ccsecrets_genesys_token" "t" {{
-  path      = {path}
-  region    = "us-east-1"
-  login_url = {u}
-  api_url   = {u}
-{extra}
-}}
-resource "terraform_data" "results" {{
-  provisioner "local-exec" {{
+    const RESULTS: &str = r#"resource "terraform_data" "results" {
+  provisioner "local-exec" {
     command     = "echo \"$ORG $CV\" > results.txt"
-    environment = {{
+    environment = {
       ORG = coalesce(ephemeral.ccsecrets_genesys_token.t.organization_id, "none")
       CV  = ephemeral.ccsecrets_genesys_token.t.credential_version
-    }}
-  }}
-}}
-"#,
-        path = q(path),
-        u = q(w.standin.url())
-    )
+    }
+  }
+}
+"#;
+    w.token_config(settings, path, extra, RESULTS)
 }
 
 #[test]
@@ -73,7 +59,7 @@ fn placeholder_without_an_environment_is_an_error_on_path() {
     wd.plan().assert_fails_with(&[
         "Error: No environment for the path",
         "`path` uses `{environment}`, but the provider has no `environment`",
-        "on main.tf line 11",
+        "on main.tf line 12",
     ]);
 }
 

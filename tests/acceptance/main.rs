@@ -5,6 +5,7 @@
 
 mod auth;
 mod binary;
+mod config;
 mod core;
 mod grpc;
 mod guards;

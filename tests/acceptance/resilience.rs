@@ -11,33 +11,20 @@ use serde_json::json;
 
 use crate::support::*;
 
-/// A configuration: provider settings, one Genesys token at `path`, and a consumer that calls
-/// the stand-in API with it at apply.
+/// Provider `settings`, one Genesys token at `path`, and a consumer that calls the stand-in
+/// API with it at apply.
 fn genesys_config(w: &GenesysWorld, settings: &str, path: &str) -> String {
-    format!(
-        r#"{REQUIRED}
-provider "ccsecrets" {{
-{settings}
-}}
-
-ephemeral "ccsecrets_genesys_token" "t" {{
-  path      = {path}
-  region    = "us-east-1"
-  login_url = {qu}
-  api_url   = {qu}
-}}
-
-resource "terraform_data" "use" {{
+    let consumer = format!(
+        r#"resource "terraform_data" "use" {{
   provisioner "local-exec" {{
     command     = "curl -sSf -o /dev/null -H \"Authorization: Bearer $T\" {u}/api/v2/organizations/me"
     environment = {{ T = ephemeral.ccsecrets_genesys_token.t.access_token }}
   }}
 }}
 "#,
-        path = q(path),
-        qu = q(w.standin.url()),
         u = w.standin.url()
-    )
+    );
+    w.token_config(settings, path, "", &consumer)
 }
 
 fn secrets(w: &GenesysWorld) -> Vec<String> {

@@ -7,28 +7,17 @@ use crate::support::*;
 
 /// A token configuration whose provisioner records `version` and `credential_version`.
 fn config(w: &GenesysWorld, path: &str, extra: &str) -> String {
-    format!(
-        r#"{REQUIRED}
-ephemeral "ccsecrets_genesys_token" "t" {{
-  path      = {path}
-  region    = "us-east-1"
-  login_url = {u}
-  api_url   = {u}
-{extra}
-}}
-resource "terraform_data" "versions" {{
-  provisioner "local-exec" {{
+    const VERSIONS: &str = r#"resource "terraform_data" "versions" {
+  provisioner "local-exec" {
     command     = "echo \"$V $CV\" > versions.txt"
-    environment = {{
+    environment = {
       V  = ephemeral.ccsecrets_genesys_token.t.version
       CV = ephemeral.ccsecrets_genesys_token.t.credential_version
-    }}
-  }}
-}}
-"#,
-        path = q(path),
-        u = q(w.standin.url())
-    )
+    }
+  }
+}
+"#;
+    w.token_config("", path, extra, VERSIONS)
 }
 
 /// Version 1 holds the working client; version 2 a new secret the platform does not accept

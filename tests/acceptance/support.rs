@@ -159,6 +159,18 @@ impl GenesysWorld {
         wd
     }
 
+    /// A whole configuration: `settings` inside `provider "ccsecrets"`, the token
+    /// `ephemeral "ccsecrets_genesys_token" "t"` at `path` (region us-east-1, endpoints at the
+    /// stand-in) with `extra` attribute lines, then `consumer` (the resources that use it).
+    pub fn token_config(&self, settings: &str, path: &str, extra: &str, consumer: &str) -> String {
+        format!(
+            "{REQUIRED}\nprovider \"ccsecrets\" {{\n{settings}\n}}\n\n\
+             ephemeral \"ccsecrets_genesys_token\" \"t\" {{\n  path      = {path}\n  region    = \"us-east-1\"\n  login_url = {u}\n  api_url   = {u}\n{extra}\n}}\n\n{consumer}",
+            path = q(path),
+            u = q(self.standin.url())
+        )
+    }
+
     /// `login_url` and `api_url` lines pointing at the stand-in.
     pub fn endpoints(&self) -> Vec<(&'static str, String)> {
         vec![
