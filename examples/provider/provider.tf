@@ -8,7 +8,7 @@ terraform {
   }
 }
 
-# Every vault attribute falls back to the variable the Vault CLI uses (VAULT_ADDR,
+# The vault attributes fall back to the variables the Vault CLI uses (VAULT_ADDR,
 # VAULT_TOKEN or ~/.vault-token, VAULT_NAMESPACE, VAULT_CACERT), so in CI this block can
 # be empty. Prefer a login method (auth_jwt, auth_approle, auth_kubernetes) to a token.
 provider "ccsecrets" {
