@@ -3,17 +3,15 @@
 //! resources, so that no credential or token is written to `.tfvars`, plan or state.
 //!
 //! Layers, in the one direction data flows: [`server`] (wire protocol) → [`framework`]
-//! (protocol-agnostic provider API) ← `resources` → `vault` / `platforms`.
+//! (protocol-agnostic provider API) ← `resources` (thin adapters) → `ccsecrets_core` (secret
+//! stores, platforms, the token pool and the one mint pipeline).
 
 pub mod framework;
 #[doc(hidden)]
 pub mod fuzzing;
-mod net;
-mod platforms;
 mod provider;
 mod resources;
 pub mod server;
-mod vault;
 
 pub use provider::{CcsecretsProvider, Context};
 

@@ -105,6 +105,34 @@ impl Diagnostic {
     }
 }
 
+impl From<ccsecrets_core::Problem> for Diagnostic {
+    /// The one place a core problem becomes a diagnostic: its field becomes the attribute path.
+    fn from(p: ccsecrets_core::Problem) -> Self {
+        let d = match p.severity {
+            ccsecrets_core::Severity::Error => Diagnostic::error(p.summary, p.detail),
+            ccsecrets_core::Severity::Warning => Diagnostic::warning(p.summary, p.detail),
+        };
+        match p.field.as_ref().and_then(|f| f.steps().split_first()) {
+            Some((first, rest)) => d.at(rest
+                .iter()
+                .fold(AttributePath::root(first), |a, s| a.attr(s))),
+            None => d,
+        }
+    }
+}
+
+impl From<ccsecrets_core::Problem> for Diagnostics {
+    fn from(p: ccsecrets_core::Problem) -> Self {
+        Diagnostics(vec![p.into()])
+    }
+}
+
+impl From<Vec<ccsecrets_core::Problem>> for Diagnostics {
+    fn from(ps: Vec<ccsecrets_core::Problem>) -> Self {
+        ps.into_iter().map(Diagnostic::from).collect()
+    }
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let level = match self.severity {

@@ -4,6 +4,7 @@
 
 mod codec;
 mod config;
+mod decode;
 mod diag;
 mod schema;
 mod value;
@@ -15,9 +16,27 @@ use async_trait::async_trait;
 
 pub use codec::{CodecError, decode_json, decode_msgpack, encode_msgpack};
 pub use config::Config;
+pub use decode::{decode, field_names};
 pub use diag::{AttributePath, Diagnostic, Diagnostics, PathStep, Severity};
 pub use schema::{Attribute, Block, NestedBlock, Nesting, Schema, Type};
 pub use value::{Number, Value};
+
+/// A result pre-filled from the configuration: every configured value comes back unchanged
+/// (Terraform requires it), and each `(name, value)` the resource computed fills an attribute
+/// the configuration left null. A resource sets only what it computes.
+pub fn prefill<'a>(config: &Config, computed: impl IntoIterator<Item = (&'a str, Value)>) -> Value {
+    let mut map = match config.value() {
+        Value::Map(m) => m.clone(),
+        _ => std::collections::BTreeMap::new(),
+    };
+    for (name, value) in computed {
+        let slot = map.entry(name.to_owned()).or_insert(Value::Null);
+        if slot.is_null() {
+            *slot = value;
+        }
+    }
+    Value::Map(map)
+}
 
 /// What a successful open hands back to Terraform.
 #[derive(Debug, Default)]

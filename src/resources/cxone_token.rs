@@ -1,31 +1,25 @@
 //! `ccsecrets_cxone_token`: a NICE CXone access token minted with an access key and a
-//! registered application's client credentials kept in Vault, plus the tenant's API endpoint.
+//! registered application's client credentials kept in the secret store, plus the tenant's
+//! API endpoint.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures_util::FutureExt;
-use secrecy::ExposeSecret;
+use ccsecrets_core::mint;
+use ccsecrets_core::platform::cxone::{Cxone, CxoneSettings, DEFAULT_ISSUER, KEYS, PLATFORM};
+use ccsecrets_core::pool::Pools;
 
 use super::attr::*;
 use super::{
-    AttemptError, Source, echo_or, expiry_values, handle_of, key_value, private_bytes,
-    rotation_attributes, source_attributes, token_attributes, validate_source,
-    with_rotation_fallback,
+    close_lease, expiry_values, handle_of, options, private_bytes, rotation_attributes, source,
+    source_attributes, source_results, token_attributes, validate_reuse, validate_source,
 };
 use crate::framework::{
-    Attribute, Block, Config, Diagnostic, Diagnostics, EphemeralResource, Opened, Schema, Type,
-    Value,
+    Attribute, Block, Config, Diagnostics, EphemeralResource, Opened, Schema, Type, Value, decode,
+    prefill,
 };
-use crate::net;
-use crate::platforms::cxone::{self, Credentials, CxoneToken, DEFAULT_ISSUER, PLATFORM};
-use crate::platforms::pool::TokenPool;
-use crate::provider::{Context, Shared};
+use crate::provider::Context;
 
-const ACCESS_KEY_ID_KEY: &str = "access_key_id_key";
-const ACCESS_KEY_SECRET_KEY: &str = "access_key_secret_key";
-const CLIENT_ID_KEY: &str = "client_id_key";
-const CLIENT_SECRET_KEY: &str = "client_secret_key";
 const ISSUER: &str = "issuer";
 const EXPECTED_TENANT_ID: &str = "expected_tenant_id";
 const TENANT_ID: &str = "tenant_id";
@@ -34,27 +28,15 @@ const API_ENDPOINT: &str = "api_endpoint";
 /// Private-bytes tag.
 const TAG: u8 = b'C';
 
-/// The four credential keys: (attribute, default key name).
-const KEYS: [(&str, &str); 4] = [
-    (ACCESS_KEY_ID_KEY, "access_key_id"),
-    (ACCESS_KEY_SECRET_KEY, "access_key_secret"),
-    (CLIENT_ID_KEY, "client_id"),
-    (CLIENT_SECRET_KEY, "client_secret"),
-];
-
 pub(super) struct CxoneTokenResource {
-    shared: Arc<Shared>,
+    pools: Arc<Pools>,
 }
 
 impl CxoneTokenResource {
-    pub(super) fn new(shared: &Arc<Shared>) -> Self {
+    pub(super) fn new(pools: &Arc<Pools>) -> Self {
         CxoneTokenResource {
-            shared: Arc::clone(shared),
+            pools: Arc::clone(pools),
         }
-    }
-
-    fn pool(&self) -> &TokenPool<CxoneToken> {
-        &self.shared.cxone
     }
 }
 
@@ -102,29 +84,6 @@ fn schema() -> Schema {
     ))
 }
 
-fn issuer_of(
-    config: &Config,
-    secret: &crate::vault::KvSecret,
-    src: &Source,
-) -> Result<url::Url, Diagnostic> {
-    if let Some(raw) = config.string(ISSUER) {
-        return net::base_url(&raw).map_err(|e| {
-            Diagnostic::error("Invalid issuer", format!("{e}.")).at(config.path(ISSUER))
-        });
-    }
-    match secret.data.non_empty(ISSUER) {
-        Some(raw) => net::base_url(raw.expose_secret()).map_err(|e| {
-            Diagnostic::error(
-                "Invalid issuer",
-                format!("The `issuer` key of the secret at {}: {e}.", src.display()),
-            )
-            .at(config.path(PATH))
-        }),
-        None => net::base_url(DEFAULT_ISSUER)
-            .map_err(|e| Diagnostic::error("Invalid issuer", e.to_string())),
-    }
-}
-
 #[async_trait]
 impl EphemeralResource<Context> for CxoneTokenResource {
     fn type_name(&self) -> &'static str {
@@ -137,200 +96,64 @@ impl EphemeralResource<Context> for CxoneTokenResource {
 
     fn validate(&self, config: &Config) -> Diagnostics {
         let mut d = validate_source(config);
-        if let Some(raw) = config.string(ISSUER) {
-            if let Err(e) = net::base_url(&raw) {
-                d.push(
-                    Diagnostic::error("Invalid issuer", format!("{e}.")).at(config.path(ISSUER)),
-                );
-            }
-        }
-        for (name, _) in KEYS {
-            if config.get(name).as_str().is_some_and(str::is_empty) {
-                d.push(
-                    Diagnostic::error(
-                        format!("Invalid {name}"),
-                        format!("`{name}` must name a key of the secret."),
-                    )
-                    .at(config.path(name)),
-                );
-            }
+        d.extend(validate_reuse(config));
+        match decode::<CxoneSettings>(config.value()) {
+            Ok(settings) => d.extend(settings.validate().into()),
+            Err(e) => d.push(e),
         }
         d
     }
 
     async fn open(&self, ctx: &Context, config: &Config) -> Result<Opened, Diagnostics> {
-        let src = Source::from_config(config, ctx)?;
-        let budget = ctx.budget();
-        let keys: Vec<(&str, String)> = KEYS
-            .iter()
-            .map(|(attr, default)| {
-                (
-                    *attr,
-                    config.string(attr).unwrap_or_else(|| (*default).to_owned()),
-                )
-            })
-            .collect();
-        let fallback = config.bool(ROTATION_FALLBACK).unwrap_or(true);
-
-        let rotated = with_rotation_fallback(ctx, &budget, &src, fallback, PLATFORM, |secret| {
-            let (src, keys, budget) = (&src, &keys, &budget);
-            async move {
-                let value = |i: usize| {
-                    key_value(&secret, src, &keys[i].1, keys[i].0).map_err(AttemptError::Input)
-                };
-                let creds = Arc::new(Credentials {
-                    access_key_id: value(0)?,
-                    access_key_secret: value(1)?,
-                    client_id: value(2)?,
-                    client_secret: value(3)?,
-                });
-                let issuer = issuer_of(config, &secret, src).map_err(AttemptError::Input)?;
-                let names: Vec<&str> = keys.iter().map(|(_, k)| k.as_str()).collect();
-                let key = format!(
-                    "{}|{}|{}|v{}|{}|{issuer}",
-                    ctx.vault_id,
-                    src.mount,
-                    src.path,
-                    secret.metadata.version,
-                    names.join(",")
-                );
-                let (http, policy, budget, iss) = (
-                    ctx.http.clone(),
-                    ctx.retry.clone(),
-                    budget.clone(),
-                    issuer.clone(),
-                );
-                let lease = self
-                    .pool()
-                    .acquire(&key, move || {
-                        let (http, policy, budget, iss, creds) = (
-                            http.clone(),
-                            policy.clone(),
-                            budget.clone(),
-                            iss.clone(),
-                            Arc::clone(&creds),
-                        );
-                        async move { cxone::mint(&http, &iss, &creds, &policy, &budget).await }
-                            .boxed()
-                    })
-                    .await
-                    .map_err(AttemptError::Platform)?;
-                Ok((lease, issuer))
-            }
-        })
-        .await?;
-        let (lease, issuer) = rotated.value;
-        let token = &lease.token;
-
-        if let Some(expected) = config.string(EXPECTED_TENANT_ID) {
-            if !token.tenant_id.eq_ignore_ascii_case(expected.trim()) {
-                let _ = self.pool().release(lease.handle).await;
-                return Err(Diagnostic::error(
-                    "Token belongs to another NICE CXone tenant",
-                    format!(
-                        "The credentials at {} (version {}) minted a token for tenant {}, but `expected_tenant_id` is {expected}. The token was not used. Check that the path points at this environment's access key.",
-                        src.display(),
-                        rotated.used,
-                        token.tenant_id
-                    ),
-                )
-                .at(config.path(EXPECTED_TENANT_ID))
-                .into());
-            }
-        }
-
-        let mut result: Vec<(&str, Value)> = src.result_values(rotated.latest).into();
-        result.extend(keys.into_iter().map(|(attr, key)| (attr, Value::from(key))));
-        result.extend([
+        let settings: CxoneSettings = decode(config.value()).map_err(Diagnostics::from)?;
+        let src = source(config, ctx)?;
+        let options = options(config);
+        let minted = mint::mint::<Cxone>(&ctx.core, &settings, &src, options)
+            .await
+            .map_err(Diagnostics::from)?;
+        let (token, r) = (&minted.lease.token, &minted.request);
+        let mut computed: Vec<(&str, Value)> =
+            source_results(&src, options, minted.latest, minted.used).into();
+        computed.extend(
+            r.keys
+                .iter()
+                .map(|(attr, key)| (*attr, Value::from(key.clone()))),
+        );
+        computed.extend([
             (
                 ISSUER,
-                echo_or(
-                    config,
-                    ISSUER,
-                    Value::from(issuer.as_str().trim_end_matches('/').to_owned()),
-                ),
+                Value::from(r.issuer.as_str().trim_end_matches('/').to_owned()),
             ),
-            (EXPECTED_TENANT_ID, config.get(EXPECTED_TENANT_ID).clone()),
-            (ROTATION_FALLBACK, Value::from(fallback)),
-            (CREDENTIAL_VERSION, Value::from(rotated.used)),
             (ACCESS_TOKEN, Value::Secret(token.access_token.clone())),
             (TOKEN_TYPE, Value::from(token.token_type.clone())),
             (TENANT_ID, Value::from(token.tenant_id.clone())),
             (AREA, Value::from(token.area.clone())),
             (API_ENDPOINT, Value::from(token.api_endpoint.clone())),
         ]);
-        result.extend(expiry_values(token.expires_at));
+        computed.extend(expiry_values(token.expires_at));
         Ok(Opened {
-            result: Value::object(result),
-            private: Some(private_bytes(TAG, lease.handle)),
+            result: prefill(config, computed),
+            private: Some(private_bytes(TAG, minted.lease.handle)),
             renew_at: None,
-            warnings: rotated.warning.into_iter().collect(),
+            warnings: minted.warnings.into(),
         })
     }
 
     async fn close(&self, private: &[u8]) -> Diagnostics {
-        if let Some(handle) = handle_of(TAG, private) {
-            // Not revocable: releasing only lets the pool know no block uses it any more.
-            let _ = self.pool().release(handle).await;
+        // Not revocable: releasing only lets the pool know no block uses it any more.
+        match handle_of(TAG, private) {
+            Some(handle) => close_lease::<Cxone>(&self.pools, handle).await,
+            None => Diagnostics::new(),
         }
-        Diagnostics::new()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vault::{KvSecret, SecretData};
-
-    fn secret(json: &str) -> KvSecret {
-        KvSecret {
-            data: serde_json::from_str::<SecretData>(json).unwrap(),
-            metadata: Default::default(),
-        }
-    }
-
-    fn src() -> Source {
-        Source {
-            mount: "secret".into(),
-            config_path: "c".into(),
-            path: "c".into(),
-            version: None,
-        }
-    }
 
     #[test]
-    fn issuer_comes_from_attribute_then_secret_then_default() {
-        let none = Config::new(Value::object::<_, &str>([]));
-        let with = Config::new(Value::object([(
-            ISSUER,
-            Value::from("https://cxone-gov.niceincontact.com"),
-        )]));
-        assert_eq!(
-            issuer_of(&with, &secret(r#"{"issuer":"https://x.example"}"#), &src())
-                .unwrap()
-                .host_str(),
-            Some("cxone-gov.niceincontact.com")
-        );
-        assert_eq!(
-            issuer_of(
-                &none,
-                &secret(r#"{"issuer":"https://nicecxone-sov1.eu"}"#),
-                &src()
-            )
-            .unwrap()
-            .host_str(),
-            Some("nicecxone-sov1.eu")
-        );
-        assert_eq!(
-            issuer_of(&none, &secret("{}"), &src()).unwrap().as_str(),
-            "https://cxone.niceincontact.com/"
-        );
-        let e = issuer_of(
-            &none,
-            &secret(r#"{"issuer":"http://evil.example"}"#),
-            &src(),
-        )
-        .unwrap_err();
-        assert_eq!(e.attribute.unwrap().to_string(), "path");
+    fn settings_fields_match_the_schema_attributes_one_to_one() {
+        super::super::assert_fields_match::<CxoneSettings>(&schema());
     }
 }

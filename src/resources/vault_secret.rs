@@ -4,10 +4,12 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
+use ccsecrets_core::mint;
+
 use super::attr::*;
-use super::{Source, read, source_attributes, validate_source};
+use super::{source, source_attributes, validate_source};
 use crate::framework::{
-    Attribute, Block, Config, Diagnostics, EphemeralResource, Opened, Schema, Type, Value,
+    Attribute, Block, Config, Diagnostics, EphemeralResource, Opened, Schema, Type, Value, prefill,
 };
 use crate::provider::Context;
 
@@ -45,8 +47,10 @@ impl EphemeralResource<Context> for VaultSecret {
     }
 
     async fn open(&self, ctx: &Context, config: &Config) -> Result<Opened, Diagnostics> {
-        let src = Source::from_config(config, ctx)?;
-        let secret = read(ctx, &ctx.budget(), &src, src.version).await?;
+        let src = source(config, ctx)?;
+        let secret = mint::read(&ctx.core, &ctx.core.budget(), &src, src.version)
+            .await
+            .map_err(Diagnostics::from)?;
         let data: BTreeMap<String, Value> = secret
             .data
             .entries()
@@ -59,8 +63,9 @@ impl EphemeralResource<Context> for VaultSecret {
             .iter()
             .map(|(k, v)| (k.clone(), Value::from(v.clone())))
             .collect();
-        let mut result: Vec<(&str, Value)> = src.result_values(secret.metadata.version).into();
-        result.extend([
+        let result = [
+            (MOUNT, Value::from(src.at.mount.clone())),
+            (VERSION, Value::from(secret.metadata.version)),
             (DATA, Value::Map(data)),
             (DATA_JSON, Value::Secret(secret.data.json().clone())),
             (
@@ -68,10 +73,20 @@ impl EphemeralResource<Context> for VaultSecret {
                 Value::from(secret.metadata.created_time.clone()),
             ),
             (CUSTOM_METADATA, Value::Map(metadata)),
-        ]);
+        ];
         Ok(Opened {
-            result: Value::object(result),
+            result: prefill(config, result),
             ..Opened::default()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_fields_match_the_schema_attributes_one_to_one() {
+        super::super::assert_fields_match::<mint::SecretSettings>(&schema());
     }
 }

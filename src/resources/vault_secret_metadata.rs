@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 
 use super::attr::*;
-use super::{Source, environment_guard, validate_source, vault_diagnostic};
+use ccsecrets_core::mint;
+
+use super::{source, validate_source};
 use crate::framework::{Attribute, Block, Config, DataSource, Diagnostics, Schema, Type, Value};
 use crate::provider::Context;
 
@@ -74,13 +76,19 @@ impl DataSource<Context> for VaultSecretMetadata {
         ctx: &Context,
         config: &Config,
     ) -> Result<(Value, Diagnostics), Diagnostics> {
-        let src = Source::from_config(config, ctx)?;
+        let src = source(config, ctx)?;
         let md = ctx
-            .vault
-            .kv_metadata(&ctx.budget(), &src.mount, &src.path)
+            .core
+            .store
+            .metadata(&ctx.core.budget(), &src.at)
             .await
-            .map_err(|e| Diagnostics::from(vault_diagnostic(&e, &src)))?;
-        environment_guard(ctx, &src, &md.custom_metadata).map_err(Diagnostics::from)?;
+            .map_err(Diagnostics::from)?;
+        mint::environment_guard(
+            ctx.core.environment.as_deref(),
+            &src.at,
+            &md.custom_metadata,
+        )
+        .map_err(Diagnostics::from)?;
         let custom: BTreeMap<String, Value> = md
             .custom_metadata
             .iter()
@@ -88,7 +96,7 @@ impl DataSource<Context> for VaultSecretMetadata {
             .collect();
         Ok((
             Value::object([
-                (MOUNT, Value::from(src.mount.clone())),
+                (MOUNT, Value::from(src.at.mount.clone())),
                 (PATH, Value::from(src.config_path.clone())),
                 (CURRENT_VERSION, Value::from(md.current_version)),
                 (OLDEST_VERSION, Value::from(md.oldest_version)),

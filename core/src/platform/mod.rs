@@ -1,22 +1,167 @@
-//! Contact-center platforms: Genesys Cloud and NICE CXone token minting, and the pool that
-//! shares minted tokens between ephemeral resources of one provider process.
+//! The platform seam: take the credential out of a secret, mint a token, revoke it, check its
+//! identity (organization / tenant). Genesys Cloud and NICE CXone implement it; the fake
+//! (feature `testing`) drives the pipeline's unit tests. Also: error classification and the
+//! one request-with-retries helper both platforms use.
 
-pub(crate) mod cxone;
-pub(crate) mod genesys;
-pub(crate) mod pool;
-pub(crate) mod regions;
+pub mod cxone;
+#[cfg(any(test, feature = "testing"))]
+pub mod fake;
+pub mod genesys;
+pub mod regions;
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 use zeroize::Zeroizing;
 
+use crate::error::Problem;
 use crate::net::{self, Attempt, Budget, GaveUp, RetryPolicy};
+use crate::pool::PooledToken;
+use crate::store::{Location, Secret};
+
+/// What every platform call needs: the HTTP client (TLS verified, no redirects, per-request
+/// timeout) and the retry policy.
+#[derive(Debug, Clone)]
+pub struct Net {
+    /// The client for platform calls.
+    pub http: reqwest::Client,
+    /// Retries of transient failures.
+    pub retry: RetryPolicy,
+}
+
+/// What decides which token a request gets, besides the secret's store, location and
+/// version: part of the pool key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Target {
+    /// The endpoints the credential is sent to.
+    pub endpoints: Vec<String>,
+    /// The secret's keys the credential was taken from.
+    pub keys: Vec<String>,
+    /// Whether the token is revoked when its last user lets go.
+    pub revoke: bool,
+}
+
+/// A contact-center platform.
+#[async_trait]
+pub trait Platform: Send + Sync + 'static {
+    /// The platform's name in messages.
+    const NAME: &'static str;
+    /// The attribute holding the expected identity, and what the identity is called.
+    const IDENTITY: (&'static str, &'static str);
+    /// One resource's settings (typed configuration).
+    type Settings: Send + Sync;
+    /// A credential taken out of a secret, with where to send it.
+    type Request: Send + Sync + 'static;
+    /// A minted token.
+    type Token: PooledToken;
+
+    /// Takes the credential out of a secret. A missing key or an unusable endpoint is a
+    /// problem pinned to the setting at fault; it is never retried with another version.
+    fn request(
+        settings: &Self::Settings,
+        secret: &Secret,
+        at: &Location,
+    ) -> Result<Self::Request, Problem>;
+    /// What, besides the secret version, decides which token the request gets.
+    fn target(request: &Self::Request) -> Target;
+    /// Mints a token.
+    async fn mint(
+        net: &Net,
+        request: Arc<Self::Request>,
+        budget: &Budget,
+    ) -> Result<Self::Token, PlatformError>;
+    /// The identity the settings expect the token to have, if they say.
+    fn expected_identity(settings: &Self::Settings) -> Option<&str>;
+    /// The token's identity (organization or tenant id).
+    async fn identity(
+        net: &Net,
+        request: &Self::Request,
+        token: &Self::Token,
+        budget: &Budget,
+    ) -> Result<String, PlatformError>;
+}
+
+/// The value of `key` in the secret, or a problem on `key_attr` naming the key and the keys
+/// that do exist (never a value).
+pub fn key_value(
+    secret: &Secret,
+    at: &Location,
+    key: &str,
+    key_attr: &str,
+) -> Result<SecretString, Problem> {
+    secret.data.non_empty(key).cloned().ok_or_else(|| {
+        let keys: Vec<String> = secret.data.keys().map(|k| format!("{k:?}")).collect();
+        Problem::error(
+            "Key not found in secret",
+            format!(
+                "The secret at {at} (version {}) has no non-empty key {key:?}. Its keys are: {}. Store the value under {key:?}, or set `{key_attr}` to the key that holds it.",
+                secret.metadata.version,
+                if keys.is_empty() { "(none)".to_owned() } else { keys.join(", ") },
+            ),
+        )
+        .at_attr(key_attr)
+    })
+}
+
+/// A secret's non-empty text under `key`, trimmed (for non-secret settings kept beside the
+/// credential, such as a region).
+pub(crate) fn secret_text(secret: &Secret, key: &str) -> Option<String> {
+    secret
+        .data
+        .non_empty(key)
+        .map(|v| v.expose_secret().trim().to_owned())
+}
+
+/// A URL setting, checked: https, or plain http to loopback.
+pub(crate) fn url_setting(raw: Option<&str>, name: &str) -> Result<Option<Url>, Problem> {
+    raw.map(|raw| {
+        net::base_url(raw)
+            .map_err(|e| Problem::error(format!("Invalid {name}"), format!("{e}.")).at_attr(name))
+    })
+    .transpose()
+}
+
+/// A platform error as a problem naming the platform and the credential's source.
+pub fn explain(e: &PlatformError, platform: &str, at: &Location, version: i64) -> Problem {
+    let origin = format!("the credentials from {at} (version {version})");
+    match e.root() {
+        PlatformError::Rejected { .. } if e.rejected_credential().is_some() => Problem::error(
+            format!("{platform} rejected the credentials"),
+            format!("{e}. {platform} refused {origin}. Check that the secret holds current credentials for this {platform} organization and region; if you are rotating them, see `rotation_fallback`."),
+        )
+        .at_attr("path"),
+        PlatformError::Rejected { .. } => Problem::error(
+            format!("{platform} refused the token request"),
+            format!("{e}. The request used {origin}."),
+        )
+        .at_attr("path"),
+        PlatformError::RateLimited { .. } => Problem::error(
+            format!("{platform} is rate limiting token requests"),
+            format!("{e}. Retries were exhausted; wait a minute, or raise `max_retries`."),
+        ),
+        PlatformError::Deadline(_) => Problem::error(
+            format!("Timed out waiting for {platform}"),
+            format!("{e}. Raise `open_timeout_seconds` if {platform} is slow, or check connectivity."),
+        ),
+        PlatformError::Unreachable { reason, .. } if reason == net::TIMED_OUT => Problem::error(
+            format!("{platform} did not answer in time"),
+            format!("{e}. Raise `timeout_seconds` if {platform} is slow, or check connectivity."),
+        ),
+        PlatformError::Unreachable { .. } => Problem::error(
+            format!("Cannot reach {platform}"),
+            format!("{e}. Check the region/endpoint settings and that this machine can reach it."),
+        ),
+        PlatformError::Cancelled => Problem::error("Interrupted", format!("Interrupted while waiting for {platform}.")),
+        _ => Problem::error(format!("Unexpected response from {platform}"), format!("{e}. The request used {origin}.")),
+    }
+}
 
 /// What can go wrong talking to a platform. Messages never contain credentials or tokens.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub(crate) enum PlatformError {
+pub enum PlatformError {
     /// The platform refused the request (bad credentials, unauthorized grant, ...). Permanent.
     #[error("{platform} at {endpoint} refused the request: HTTP {status} {code}{}", describe(.description))]
     Rejected {
@@ -61,7 +206,7 @@ pub(crate) enum PlatformError {
     /// The operation's deadline passed.
     #[error("{0}")]
     Deadline(String),
-    #[error("Terraform was interrupted")]
+    #[error("interrupted")]
     Cancelled,
 }
 
@@ -87,7 +232,7 @@ impl PlatformError {
     }
 
     /// The error behind any retries.
-    pub(crate) fn root(&self) -> &PlatformError {
+    pub fn root(&self) -> &PlatformError {
         match self {
             PlatformError::Retried { last, .. } => last.root(),
             other => other,
@@ -95,7 +240,7 @@ impl PlatformError {
     }
 
     /// The OAuth error code when the platform refused the credentials themselves.
-    pub(crate) fn rejected_credential(&self) -> Option<&str> {
+    pub fn rejected_credential(&self) -> Option<&str> {
         match self.root() {
             PlatformError::Rejected { code, .. }
                 if matches!(code.as_str(), "invalid_client" | "invalid_grant") =>
@@ -152,20 +297,31 @@ fn tidy(text: &str) -> String {
     }
 }
 
+impl std::fmt::Debug for TokenBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenBody")
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A token endpoint's success body. Extra fields (refresh and id tokens) are ignored, so
 /// they are never held.
 #[derive(serde::Deserialize)]
-pub(crate) struct TokenBody {
-    pub(crate) access_token: SecretString,
+pub struct TokenBody {
+    /// The token.
+    pub access_token: SecretString,
+    /// Its type, e.g. `bearer`.
     #[serde(default)]
-    pub(crate) token_type: String,
+    pub token_type: String,
+    /// Seconds of life.
     #[serde(default)]
-    pub(crate) expires_in: Option<i64>,
+    pub expires_in: Option<i64>,
 }
 
 /// Classifies a platform reply: success bodies are returned; throttling, 5xx and transport
 /// failures are retried; everything else is a permanent refusal.
-pub(crate) fn classify(
+pub fn classify(
     platform: &'static str,
     endpoint: &Url,
     status: u16,
@@ -271,7 +427,7 @@ where
 }
 
 /// Parses a token endpoint's success body.
-pub(crate) fn parse_token(
+pub fn parse_token(
     platform: &'static str,
     endpoint: &Url,
     body: &[u8],

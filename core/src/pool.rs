@@ -1,7 +1,8 @@
-//! Tokens shared within one provider process. Concurrent and repeated opens that need the same
-//! token (same platform, credential source and version, and endpoint) share one token request
-//! and reuse the token while it has a safety margin of life left. Each open holds a lease;
-//! the token is revoked when the last lease is released, or at shutdown.
+//! Tokens shared within one process. Concurrent and repeated opens that need the same token
+//! (same platform, store, secret version, keys and endpoints: a typed [`PoolKey`]) share one
+//! token request and reuse the token while enough of its life is left. Each open holds a
+//! lease; the token is revoked when the last lease is released, or at shutdown. A [`Pools`]
+//! registry holds one pool per token type, so adding a platform adds no field anywhere.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,10 +11,14 @@ use std::time::{Duration, SystemTime};
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 
-use super::PlatformError;
+use std::any::{Any, TypeId};
+
+use async_trait::async_trait;
+
+use crate::platform::{PlatformError, Target};
 
 /// A token the pool can hold.
-pub(crate) trait PooledToken: Send + Sync + 'static {
+pub trait PooledToken: Send + Sync + 'static {
     /// When the platform stops accepting it.
     fn expires_at(&self) -> SystemTime;
     /// How long it was valid for when minted.
@@ -30,14 +35,31 @@ enum Slot<T> {
     Current(u64),
 }
 
+/// Which token a request gets: everything that must match for two opens to share one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PoolKey {
+    /// The store's identity ([`crate::store::SecretStore::id`]).
+    pub store: String,
+    /// The secret's mount.
+    pub mount: String,
+    /// The secret's path.
+    pub path: String,
+    /// The version whose credential is used.
+    pub version: i64,
+    /// Endpoints, key names, revocation.
+    pub target: Target,
+}
+
 struct Entry<T> {
     token: Arc<T>,
     users: usize,
-    key: String,
+    key: PoolKey,
 }
 
 struct State<T> {
-    slots: HashMap<String, Slot<T>>,
+    /// Tokens whose revocation failed or timed out: tried again at drain.
+    unrevoked: Vec<Arc<T>>,
+    slots: HashMap<PoolKey, Slot<T>>,
     tokens: HashMap<u64, Entry<T>>,
     /// Lease handle → token id.
     leases: HashMap<u64, u64>,
@@ -45,9 +67,11 @@ struct State<T> {
 }
 
 /// A token lent to one open; release it with [`TokenPool::release`].
-pub(crate) struct Lease<T> {
-    pub(crate) token: Arc<T>,
-    pub(crate) handle: u64,
+pub struct Lease<T> {
+    /// The token.
+    pub token: Arc<T>,
+    /// The handle to release it with.
+    pub handle: u64,
 }
 
 impl<T> std::fmt::Debug for Lease<T> {
@@ -59,7 +83,7 @@ impl<T> std::fmt::Debug for Lease<T> {
 }
 
 /// The pool of one token type.
-pub(crate) struct TokenPool<T> {
+pub struct TokenPool<T> {
     state: Mutex<State<T>>,
 }
 
@@ -67,6 +91,7 @@ impl<T> Default for TokenPool<T> {
     fn default() -> Self {
         TokenPool {
             state: Mutex::new(State {
+                unrevoked: Vec::new(),
                 slots: HashMap::new(),
                 tokens: HashMap::new(),
                 leases: HashMap::new(),
@@ -83,19 +108,21 @@ impl<T> std::fmt::Debug for TokenPool<T> {
     }
 }
 
-/// A token is reused only while it has more than this much life left: a tenth of its
-/// lifetime, at least a minute, but never more than half of it.
-fn margin(lifetime: Duration) -> Duration {
-    (lifetime / 10)
-        .max(Duration::from_secs(60))
-        .min(lifetime / 2)
+/// How much of a pooled token's life must be left for it to be handed out again, in percent
+/// of its lifetime. A consumer such as the genesyscloud provider cannot refresh a token it
+/// was given, so a late open must not receive one that is about to expire.
+pub const DEFAULT_REUSE_PERCENT: u8 = 50;
+
+/// The life a token must have left to be reused: `percent` of its lifetime.
+fn margin(lifetime: Duration, percent: u8) -> Duration {
+    lifetime.mul_f64(f64::from(percent.min(100)) / 100.0)
 }
 
-fn fresh<T: PooledToken>(token: &T) -> bool {
+fn fresh<T: PooledToken>(token: &T, percent: u8) -> bool {
     token
         .expires_at()
         .duration_since(SystemTime::now())
-        .is_ok_and(|left| left > margin(token.lifetime()))
+        .is_ok_and(|left| left > margin(token.lifetime(), percent))
 }
 
 impl<T: PooledToken> TokenPool<T> {
@@ -120,9 +147,15 @@ impl<T: PooledToken> TokenPool<T> {
         Lease { token, handle }
     }
 
-    /// Lends the token for `key`, minting it with `mint` if there is none fresh. Concurrent
-    /// callers with the same key share one mint, and its failure.
-    pub(crate) async fn acquire<F>(&self, key: &str, mint: F) -> Result<Lease<T>, PlatformError>
+    /// Lends the token for `key`, minting it with `mint` unless one with more than
+    /// `reuse_percent` of its lifetime left is held. Concurrent callers with the same key share
+    /// one mint, and its failure.
+    pub async fn acquire<F>(
+        &self,
+        key: &PoolKey,
+        reuse_percent: u8,
+        mint: F,
+    ) -> Result<Lease<T>, PlatformError>
     where
         F: Fn() -> BoxFuture<'static, Result<T, PlatformError>>,
     {
@@ -137,13 +170,17 @@ impl<T: PooledToken> TokenPool<T> {
                 match slot {
                     Err(minting) => minting,
                     Ok(current) => {
-                        let fresh_id = current
-                            .filter(|id| state.tokens.get(id).is_some_and(|e| fresh(&*e.token)));
+                        let fresh_id = current.filter(|id| {
+                            state
+                                .tokens
+                                .get(id)
+                                .is_some_and(|e| fresh(&*e.token, reuse_percent))
+                        });
                         if let Some(id) = fresh_id {
                             return Ok(Self::lend(&mut state, id));
                         }
                         let m = mint().map(|r| r.map(Arc::new)).boxed().shared();
-                        state.slots.insert(key.to_owned(), Slot::Minting(m.clone()));
+                        state.slots.insert(key.clone(), Slot::Minting(m.clone()));
                         m
                     }
                 }
@@ -156,7 +193,11 @@ impl<T: PooledToken> TokenPool<T> {
 
     /// Waits for a mint and takes a lease on its token. `Ok(None)` means the token was
     /// already released and revoked by others: the caller should try again.
-    async fn wait(&self, key: &str, pending: Mint<T>) -> Result<Option<Lease<T>>, PlatformError> {
+    async fn wait(
+        &self,
+        key: &PoolKey,
+        pending: Mint<T>,
+    ) -> Result<Option<Lease<T>>, PlatformError> {
         let result = pending.clone().await;
         let mut state = self.lock();
         let ours =
@@ -177,10 +218,10 @@ impl<T: PooledToken> TokenPool<T> {
                         Entry {
                             token,
                             users: 0,
-                            key: key.to_owned(),
+                            key: key.clone(),
                         },
                     );
-                    state.slots.insert(key.to_owned(), Slot::Current(id));
+                    state.slots.insert(key.clone(), Slot::Current(id));
                     return Ok(Some(Self::lend(&mut state, id)));
                 }
                 let id = match state.slots.get(key) {
@@ -202,8 +243,15 @@ impl<T: PooledToken> TokenPool<T> {
 
     /// Ends a lease. When it was the token's last, the token is revoked (if it is revocable);
     /// the returned error says why revocation failed. Unknown handles are ignored.
-    pub(crate) async fn release(&self, handle: u64) -> Result<(), PlatformError> {
-        let revoke = {
+    pub async fn release(&self, handle: u64) -> Result<(), PlatformError> {
+        self.release_within(handle, Duration::MAX).await
+    }
+
+    /// As [`TokenPool::release`], but gives up waiting for the revocation after `limit`. A
+    /// token whose revocation failed or timed out is kept and tried again by
+    /// [`TokenPool::drain`].
+    pub async fn release_within(&self, handle: u64, limit: Duration) -> Result<(), PlatformError> {
+        let (token, revoke) = {
             let mut state = self.lock();
             let Some(id) = state.leases.remove(&handle) else {
                 return Ok(());
@@ -220,24 +268,36 @@ impl<T: PooledToken> TokenPool<T> {
                 None => return Ok(()),
                 Some(revoke) => {
                     let key = entry.key.clone();
+                    let token = Arc::clone(&entry.token);
                     state.tokens.remove(&id);
                     if matches!(state.slots.get(&key), Some(Slot::Current(c)) if *c == id) {
                         state.slots.remove(&key);
                     }
-                    revoke
+                    (token, revoke)
                 }
             }
         };
-        revoke.await
+        let outcome = match tokio::time::timeout(limit, revoke).await {
+            Ok(r) => r,
+            Err(_) => Err(PlatformError::Deadline(format!(
+                "revoking the token took longer than {} s",
+                limit.as_secs()
+            ))),
+        };
+        if outcome.is_err() {
+            self.lock().unrevoked.push(token);
+        }
+        outcome
     }
 
     /// Takes every token out of the pool and revokes the revocable ones, concurrently.
     /// Returns how many revocations failed.
-    pub(crate) async fn drain(&self) -> usize {
+    pub async fn drain(&self) -> usize {
         let revocations: Vec<_> = {
             let mut state = self.lock();
             state.leases.clear();
             let mut tokens: Vec<Arc<T>> = state.tokens.drain().map(|(_, e)| e.token).collect();
+            tokens.append(&mut state.unrevoked);
             // A mint that finished while nobody was left to take its token.
             for (_, slot) in state.slots.drain() {
                 if let Slot::Minting(m) = slot {
@@ -259,6 +319,74 @@ impl<T: PooledToken> TokenPool<T> {
     #[cfg(test)]
     fn held(&self) -> usize {
         self.lock().tokens.len()
+    }
+}
+
+/// A pool whose tokens can be drained without knowing their type.
+#[async_trait]
+trait Drain: Send + Sync {
+    async fn drain_all(&self) -> usize;
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+}
+
+#[async_trait]
+impl<T: PooledToken> Drain for TokenPool<T> {
+    async fn drain_all(&self) -> usize {
+        self.drain().await
+    }
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+/// One pool per token type, created on first use; drained together at shutdown.
+#[derive(Default)]
+pub struct Pools {
+    pools: Mutex<Vec<(TypeId, Arc<dyn Drain>)>>,
+}
+
+impl std::fmt::Debug for Pools {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pools").finish_non_exhaustive()
+    }
+}
+
+impl Pools {
+    /// The pool of token type `T`.
+    pub fn get<T: PooledToken>(&self) -> Arc<TokenPool<T>> {
+        let mut pools = self
+            .pools
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let id = TypeId::of::<T>();
+        let pool = match pools.iter().find(|(t, _)| *t == id) {
+            Some((_, p)) => Arc::clone(p),
+            None => {
+                let p: Arc<dyn Drain> = Arc::new(TokenPool::<T>::default());
+                pools.push((id, Arc::clone(&p)));
+                p
+            }
+        };
+        match pool.as_any().downcast::<TokenPool<T>>() {
+            Ok(p) => p,
+            // The entry for `TypeId::of::<T>()` is always a `TokenPool<T>`.
+            Err(_) => Arc::new(TokenPool::default()),
+        }
+    }
+
+    /// Revokes every revocable token of every pool; returns how many revocations failed.
+    pub async fn drain(&self) -> usize {
+        let pools: Vec<Arc<dyn Drain>> = self
+            .pools
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(_, p)| Arc::clone(p))
+            .collect();
+        futures_util::future::join_all(pools.iter().map(|p| p.drain_all()))
+            .await
+            .into_iter()
+            .sum()
     }
 }
 
@@ -350,6 +478,20 @@ mod tests {
 
     const DAY: Duration = Duration::from_secs(86_400);
 
+    fn k(name: &str) -> PoolKey {
+        PoolKey {
+            store: "s".into(),
+            mount: "m".into(),
+            path: name.into(),
+            version: 1,
+            target: Target {
+                endpoints: vec![],
+                keys: vec![],
+                revoke: true,
+            },
+        }
+    }
+
     #[tokio::test]
     async fn concurrent_opens_share_one_mint_and_revoke_once_at_the_last_release() {
         let pool = Arc::new(TokenPool::<Fake>::default());
@@ -360,7 +502,7 @@ mod tests {
             let mint = minter(&c, DAY, true, false);
             let key = if i % 2 == 0 { "a" } else { "b" };
             tasks.push(tokio::spawn(async move {
-                pool.acquire(key, mint).await.unwrap().handle
+                pool.acquire(&k(key), 50, mint).await.unwrap().handle
             }));
         }
         let mut handles = Vec::new();
@@ -390,14 +532,15 @@ mod tests {
     async fn a_failed_mint_is_shared_and_not_remembered() {
         let pool = Arc::new(TokenPool::<Fake>::default());
         let c = counters();
+        let key = k("k");
         let (a, b) = tokio::join!(
-            pool.acquire("k", minter(&c, DAY, true, true)),
-            pool.acquire("k", minter(&c, DAY, true, true)),
+            pool.acquire(&key, 50, minter(&c, DAY, true, true)),
+            pool.acquire(&key, 50, minter(&c, DAY, true, true)),
         );
         assert!(a.is_err() && b.is_err());
         assert_eq!(c.minted.load(Ordering::SeqCst), 1);
         assert!(
-            pool.acquire("k", minter(&c, DAY, true, false))
+            pool.acquire(&k("k"), 50, minter(&c, DAY, true, false))
                 .await
                 .is_ok()
         );
@@ -410,11 +553,19 @@ mod tests {
         let c = counters();
         // 90 s lifetime: the margin is 45 s (half), so a fresh one is reused...
         let first = pool
-            .acquire("k", minter(&c, Duration::from_secs(90), true, false))
+            .acquire(
+                &k("k"),
+                50,
+                minter(&c, Duration::from_secs(90), true, false),
+            )
             .await
             .unwrap();
         let second = pool
-            .acquire("k", minter(&c, Duration::from_secs(90), true, false))
+            .acquire(
+                &k("k"),
+                50,
+                minter(&c, Duration::from_secs(90), true, false),
+            )
             .await
             .unwrap();
         assert!(Arc::ptr_eq(&first.token, &second.token));
@@ -428,8 +579,8 @@ mod tests {
                 false,
             )
         };
-        let short = pool.acquire("s", m()).await.unwrap();
-        let again = pool.acquire("s", m()).await.unwrap();
+        let short = pool.acquire(&k("s"), 50, m()).await.unwrap();
+        let again = pool.acquire(&k("s"), 50, m()).await.unwrap();
         assert!(!Arc::ptr_eq(&short.token, &again.token));
         assert_eq!(c.minted.load(Ordering::SeqCst), 3);
         // The superseded token is still revoked when its own lease ends.
@@ -442,12 +593,12 @@ mod tests {
         let pool = TokenPool::<Fake>::default();
         let c = counters();
         let a = pool
-            .acquire("k", minter(&c, DAY, false, false))
+            .acquire(&k("k"), 50, minter(&c, DAY, false, false))
             .await
             .unwrap();
         pool.release(a.handle).await.unwrap();
         let b = pool
-            .acquire("k", minter(&c, DAY, false, false))
+            .acquire(&k("k"), 50, minter(&c, DAY, false, false))
             .await
             .unwrap();
         assert!(Arc::ptr_eq(&a.token, &b.token));
@@ -460,15 +611,15 @@ mod tests {
         let pool = TokenPool::<Fake>::default();
         let c = counters();
         let _a = pool
-            .acquire("a", minter(&c, DAY, true, false))
+            .acquire(&k("a"), 50, minter(&c, DAY, true, false))
             .await
             .unwrap();
         let _b = pool
-            .acquire("b", minter(&c, DAY, true, false))
+            .acquire(&k("b"), 50, minter(&c, DAY, true, false))
             .await
             .unwrap();
         let _n = pool
-            .acquire("n", minter(&c, DAY, false, false))
+            .acquire(&k("n"), 50, minter(&c, DAY, false, false))
             .await
             .unwrap();
         assert_eq!(pool.drain().await, 0);
@@ -477,9 +628,16 @@ mod tests {
     }
 
     #[test]
-    fn margin_is_a_tenth_at_least_a_minute_at_most_half() {
-        assert_eq!(margin(DAY), Duration::from_secs(8640));
-        assert_eq!(margin(Duration::from_secs(300)), Duration::from_secs(60));
-        assert_eq!(margin(Duration::from_secs(60)), Duration::from_secs(30));
+    fn margin_is_the_given_share_of_the_lifetime() {
+        assert_eq!(margin(DAY, 50), Duration::from_secs(43_200));
+        assert_eq!(
+            margin(Duration::from_secs(300), 10),
+            Duration::from_secs(30)
+        );
+        assert_eq!(margin(Duration::from_secs(60), 0), Duration::ZERO);
+        assert_eq!(
+            margin(Duration::from_secs(60), 200),
+            Duration::from_secs(60)
+        );
     }
 }

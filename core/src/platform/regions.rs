@@ -2,7 +2,7 @@
 //! domain each one serves (`login.<domain>` for tokens, `api.<domain>` for the API).
 
 /// `(aws_region, domain, display name)`.
-pub(crate) const GENESYS_REGIONS: &[(&str, &str, &str)] = &[
+pub const GENESYS_REGIONS: &[(&str, &str, &str)] = &[
     ("us-east-1", "mypurecloud.com", "Americas (US East)"),
     ("us-east-2", "use2.us-gov-pure.cloud", "FedRAMP"),
     ("us-west-2", "usw2.pure.cloud", "Americas (US West)"),
@@ -38,7 +38,7 @@ pub(crate) const GENESYS_REGIONS: &[(&str, &str, &str)] = &[
 ];
 
 /// The domain of a region name, matched case-insensitively as the official provider does.
-pub(crate) fn domain_of(region: &str) -> Option<(&'static str, &'static str)> {
+pub fn domain_of(region: &str) -> Option<(&'static str, &'static str)> {
     let region = region.trim();
     GENESYS_REGIONS
         .iter()
@@ -47,7 +47,7 @@ pub(crate) fn domain_of(region: &str) -> Option<(&'static str, &'static str)> {
 }
 
 /// The region name of a domain, if it is one of the known ones.
-pub(crate) fn region_of(domain: &str) -> Option<&'static str> {
+pub fn region_of(domain: &str) -> Option<&'static str> {
     let domain = domain.trim().trim_end_matches('.');
     GENESYS_REGIONS
         .iter()
@@ -56,7 +56,7 @@ pub(crate) fn region_of(domain: &str) -> Option<&'static str> {
 }
 
 /// The region names, for a diagnostic that lists them.
-pub(crate) fn region_names() -> String {
+pub fn region_names() -> String {
     GENESYS_REGIONS
         .iter()
         .map(|(r, _, _)| *r)
@@ -65,7 +65,7 @@ pub(crate) fn region_names() -> String {
 }
 
 /// Checks a bare domain such as `mypurecloud.com` (no scheme, path or `login.`/`api.` prefix).
-pub(crate) fn check_domain(domain: &str) -> Result<String, String> {
+pub fn check_domain(domain: &str) -> Result<String, String> {
     let d = domain.trim().trim_end_matches('.').to_ascii_lowercase();
     let valid = !d.is_empty()
         && d.contains('.')

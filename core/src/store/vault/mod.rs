@@ -4,7 +4,8 @@
 
 mod auth;
 mod cache;
-pub(crate) mod kv;
+pub mod kv;
+mod store;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,11 +17,10 @@ use zeroize::Zeroizing;
 
 use crate::net::{self, Attempt, Budget, GaveUp, RetryPolicy};
 
-pub(crate) use auth::{AuthMethod, SecretSource};
+pub use auth::{AuthMethod, SecretSource};
 pub(crate) use cache::SecretCache;
-#[cfg(test)]
-pub(crate) use kv::SecretData;
 pub(crate) use kv::{KvMetadata, KvSecret};
+pub use store::VaultStore;
 
 /// Everything that can go wrong talking to Vault. Messages never contain secret values.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -87,7 +87,7 @@ pub(crate) enum VaultError {
     /// The operation's deadline passed.
     #[error("{0}")]
     Deadline(String),
-    #[error("Terraform was interrupted")]
+    #[error("interrupted")]
     Cancelled,
 }
 
@@ -115,12 +115,17 @@ impl VaultError {
 
 /// How to reach Vault, resolved from provider configuration and environment.
 #[derive(Debug, Clone)]
-pub(crate) struct VaultSettings {
-    pub(crate) address: Url,
-    pub(crate) namespace: Option<String>,
-    pub(crate) auth: AuthMethod,
-    pub(crate) client: net::ClientOptions,
-    pub(crate) retry: RetryPolicy,
+pub struct VaultSettings {
+    /// Base address, e.g. `https://vault.example.com:8200`.
+    pub address: Url,
+    /// Vault Enterprise / OpenBao namespace.
+    pub namespace: Option<String>,
+    /// How to authenticate.
+    pub auth: AuthMethod,
+    /// Timeout and TLS settings.
+    pub client: net::ClientOptions,
+    /// Retries of transient failures.
+    pub retry: RetryPolicy,
 }
 
 /// Vault's error body: `{"errors": ["..."]}`.
@@ -131,7 +136,7 @@ struct ErrorBody {
 }
 
 /// The first error message from a Vault error body, shortened; never the body itself.
-pub(crate) fn error_message(body: &[u8]) -> String {
+pub fn error_message(body: &[u8]) -> String {
     let msg = serde_json::from_slice::<ErrorBody>(body)
         .ok()
         .and_then(|b| b.errors.into_iter().find(|e| !e.trim().is_empty()))

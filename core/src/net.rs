@@ -12,7 +12,7 @@ use url::Url;
 
 /// Why a base URL is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum UrlError {
+pub enum UrlError {
     #[error("{0:?} is not a valid URL")]
     Invalid(String),
     #[error("{url:?} uses {scheme:?}; only https (or http to a loopback address) is allowed")]
@@ -28,7 +28,7 @@ pub(crate) enum UrlError {
 }
 
 /// True for `localhost`, 127.0.0.0/8 and ::1.
-pub(crate) fn is_loopback_host(host: &url::Host<&str>) -> bool {
+pub fn is_loopback_host(host: &url::Host<&str>) -> bool {
     match host {
         url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
         url::Host::Ipv4(ip) => IpAddr::V4(*ip).is_loopback(),
@@ -38,7 +38,7 @@ pub(crate) fn is_loopback_host(host: &url::Host<&str>) -> bool {
 
 /// Parses a base URL (for Vault, a token endpoint or an API), enforcing https except to
 /// loopback hosts. The result has no trailing slash.
-pub(crate) fn base_url(raw: &str) -> Result<Url, UrlError> {
+pub fn base_url(raw: &str) -> Result<Url, UrlError> {
     let url = Url::parse(raw.trim()).map_err(|_| UrlError::Invalid(raw.to_owned()))?;
     if url.query().is_some()
         || url.fragment().is_some()
@@ -65,7 +65,7 @@ pub(crate) fn base_url(raw: &str) -> Result<Url, UrlError> {
 }
 
 /// `base` with `suffix` appended to its path (`suffix` starts with `/`).
-pub(crate) fn join(base: &Url, suffix: &str) -> Url {
+pub fn join(base: &Url, suffix: &str) -> Url {
     let mut url = base.clone();
     let path = format!("{}{suffix}", base.path().trim_end_matches('/'));
     url.set_path(&path);
@@ -74,18 +74,18 @@ pub(crate) fn join(base: &Url, suffix: &str) -> Url {
 
 /// How HTTP clients are built: TLS settings and the per-request timeout.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct ClientOptions {
+pub struct ClientOptions {
     /// Each request's timeout (connect + response).
-    pub(crate) timeout: Duration,
+    pub timeout: Duration,
     /// Extra PEM CA bundle to trust.
-    pub(crate) ca_pem: Option<Vec<u8>>,
+    pub ca_pem: Option<Vec<u8>>,
     /// Skip certificate verification (explicit user choice only).
-    pub(crate) skip_tls_verify: bool,
+    pub skip_tls_verify: bool,
 }
 
 /// Builds an HTTP client: no redirects (credentials must not follow them), timeouts on
 /// connect and on the whole request, TLS verified unless the user turned it off.
-pub(crate) fn http_client(opts: &ClientOptions) -> Result<reqwest::Client, String> {
+pub fn http_client(opts: &ClientOptions) -> Result<reqwest::Client, String> {
     let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(opts.timeout.min(Duration::from_secs(10)))
@@ -114,10 +114,10 @@ pub(crate) fn http_client(opts: &ClientOptions) -> Result<reqwest::Client, Strin
 }
 
 /// What [`describe_transport`] says of a request that ran out of time.
-pub(crate) const TIMED_OUT: &str = "the request timed out";
+pub const TIMED_OUT: &str = "the request timed out";
 
 /// A short, secret-free description of a transport error, for diagnostics.
-pub(crate) fn describe_transport(e: &reqwest::Error) -> String {
+pub fn describe_transport(e: &reqwest::Error) -> String {
     let mut root: &dyn std::error::Error = e;
     while let Some(next) = root.source() {
         root = next;
@@ -140,7 +140,7 @@ pub(crate) fn describe_transport(e: &reqwest::Error) -> String {
 }
 
 /// Reads a `Retry-After` header: delay-seconds or an HTTP date.
-pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let raw = headers
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()
@@ -158,13 +158,13 @@ pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Durati
 
 /// Retry settings and the budget of one operation.
 #[derive(Debug, Clone)]
-pub(crate) struct RetryPolicy {
+pub struct RetryPolicy {
     /// Retries after the first attempt.
-    pub(crate) max_retries: u32,
+    pub max_retries: u32,
     /// First backoff ceiling; doubles each retry (full jitter picks uniformly below it).
-    pub(crate) base_delay: Duration,
+    pub base_delay: Duration,
     /// Highest backoff ceiling.
-    pub(crate) max_delay: Duration,
+    pub max_delay: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -179,14 +179,14 @@ impl Default for RetryPolicy {
 
 /// The budget of one operation: when it must be done, and the interrupt that ends it early.
 #[derive(Debug, Clone)]
-pub(crate) struct Budget {
-    pub(crate) started: Instant,
-    pub(crate) deadline: Instant,
-    pub(crate) cancel: CancellationToken,
+pub struct Budget {
+    pub started: Instant,
+    pub deadline: Instant,
+    pub cancel: CancellationToken,
 }
 
 impl Budget {
-    pub(crate) fn new(total: Duration, cancel: CancellationToken) -> Self {
+    pub fn new(total: Duration, cancel: CancellationToken) -> Self {
         let started = Instant::now();
         Budget {
             started,
@@ -195,14 +195,14 @@ impl Budget {
         }
     }
 
-    pub(crate) fn remaining(&self) -> Duration {
+    pub fn remaining(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())
     }
 }
 
 /// What one attempt concluded.
 #[derive(Debug)]
-pub(crate) enum Attempt<T, E> {
+pub enum Attempt<T, E> {
     /// Success.
     Done(T),
     /// A transient failure: try again (after at least `after`, when the server said so).
@@ -213,7 +213,7 @@ pub(crate) enum Attempt<T, E> {
 
 /// Why a retried operation gave up.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum GaveUp<E> {
+pub enum GaveUp<E> {
     /// A permanent error, or the last transient one once retries ran out.
     Error { error: E, attempts: u32 },
     /// The operation's deadline passed while waiting on `waiting_for`.
@@ -255,7 +255,7 @@ impl<E: fmt::Display> fmt::Display for GaveUp<E> {
 
 /// Runs `attempt` until it is done, fails permanently, runs out of retries, the budget's
 /// deadline passes, or Terraform interrupts. Each attempt is itself cut off at the deadline.
-pub(crate) async fn retry<T, E, F, Fut>(
+pub async fn retry<T, E, F, Fut>(
     policy: &RetryPolicy,
     budget: &Budget,
     waiting_for: &str,

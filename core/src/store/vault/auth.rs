@@ -17,9 +17,12 @@ use crate::net::{self, Attempt, Budget, RetryPolicy};
 /// Where a login credential comes from. Files and variables are read at each login, so a
 /// rotated file (a projected Kubernetes token, a CI OIDC token) is picked up.
 #[derive(Clone)]
-pub(crate) enum SecretSource {
+pub enum SecretSource {
+    /// The value itself.
     Value(SecretString),
+    /// A file holding it.
     File(PathBuf),
+    /// An environment variable holding it.
     Env(String),
 }
 
@@ -57,7 +60,7 @@ impl SecretSource {
 
 /// How the client authenticates.
 #[derive(Debug, Clone)]
-pub(crate) enum AuthMethod {
+pub enum AuthMethod {
     /// A token given directly (attribute, environment or token file). Never revoked by us.
     Token(Option<SecretString>),
     AppRole {

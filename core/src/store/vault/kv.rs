@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 
 /// The `data` object of a KV v2 secret version.
-pub(crate) struct SecretData {
+pub struct SecretData {
     /// Each key's value: strings as they are, other JSON values as JSON text.
     entries: BTreeMap<String, SecretString>,
     /// The whole object as JSON.
@@ -17,28 +17,28 @@ pub(crate) struct SecretData {
 
 impl SecretData {
     /// The value under `key`.
-    pub(crate) fn get(&self, key: &str) -> Option<&SecretString> {
+    pub fn get(&self, key: &str) -> Option<&SecretString> {
         self.entries.get(key)
     }
 
     /// The value under `key` if it is non-empty.
-    pub(crate) fn non_empty(&self, key: &str) -> Option<&SecretString> {
+    pub fn non_empty(&self, key: &str) -> Option<&SecretString> {
         self.get(key)
             .filter(|v| !v.expose_secret().trim().is_empty())
     }
 
     /// Key names (not secret) for diagnostics.
-    pub(crate) fn keys(&self) -> impl Iterator<Item = &str> {
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.entries.keys().map(String::as_str)
     }
 
     /// All entries.
-    pub(crate) fn entries(&self) -> &BTreeMap<String, SecretString> {
+    pub fn entries(&self) -> &BTreeMap<String, SecretString> {
         &self.entries
     }
 
     /// The whole object as JSON text.
-    pub(crate) fn json(&self) -> &SecretString {
+    pub fn json(&self) -> &SecretString {
         &self.json
     }
 }
@@ -75,75 +75,75 @@ impl<'de> Deserialize<'de> for SecretData {
 
 /// Metadata of one version, as returned with a read.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub(crate) struct VersionMetadata {
+pub struct VersionMetadata {
     #[serde(default)]
-    pub(crate) version: i64,
+    pub version: i64,
     #[serde(default)]
-    pub(crate) created_time: String,
+    pub created_time: String,
     #[serde(default)]
-    pub(crate) deletion_time: String,
+    pub deletion_time: String,
     #[serde(default)]
-    pub(crate) destroyed: bool,
+    pub destroyed: bool,
     #[serde(default, deserialize_with = "null_as_empty")]
-    pub(crate) custom_metadata: BTreeMap<String, String>,
+    pub custom_metadata: BTreeMap<String, String>,
 }
 
 /// The body of `GET <mount>/data/<path>`.
 #[derive(Debug, Deserialize)]
-pub(crate) struct ReadBody {
-    pub(crate) data: Option<ReadData>,
+pub struct ReadBody {
+    pub data: Option<ReadData>,
 }
 
 /// `data` of a read: the secret and its version's metadata.
 #[derive(Debug, Deserialize)]
-pub(crate) struct ReadData {
-    pub(crate) data: Option<SecretData>,
-    pub(crate) metadata: Option<VersionMetadata>,
+pub struct ReadData {
+    pub data: Option<SecretData>,
+    pub metadata: Option<VersionMetadata>,
 }
 
 /// One version of a KV v2 secret.
 #[derive(Debug)]
-pub(crate) struct KvSecret {
-    pub(crate) data: SecretData,
-    pub(crate) metadata: VersionMetadata,
+pub struct KvSecret {
+    pub data: SecretData,
+    pub metadata: VersionMetadata,
 }
 
 /// One entry of the metadata endpoint's `versions` map.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub(crate) struct VersionState {
+pub struct VersionState {
     #[serde(default)]
-    pub(crate) deletion_time: String,
+    pub deletion_time: String,
     #[serde(default)]
-    pub(crate) destroyed: bool,
+    pub destroyed: bool,
 }
 
 impl VersionState {
     /// Neither deleted nor destroyed.
-    pub(crate) fn is_live(&self) -> bool {
+    pub fn is_live(&self) -> bool {
         self.deletion_time.is_empty() && !self.destroyed
     }
 }
 
 /// The body of `GET <mount>/metadata/<path>` (`data` part). Holds no secret values.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub(crate) struct KvMetadata {
+pub struct KvMetadata {
     #[serde(default)]
-    pub(crate) current_version: i64,
+    pub current_version: i64,
     #[serde(default)]
-    pub(crate) oldest_version: i64,
+    pub oldest_version: i64,
     #[serde(default)]
-    pub(crate) created_time: String,
+    pub created_time: String,
     #[serde(default)]
-    pub(crate) updated_time: String,
+    pub updated_time: String,
     #[serde(default, deserialize_with = "null_as_empty")]
-    pub(crate) custom_metadata: BTreeMap<String, String>,
+    pub custom_metadata: BTreeMap<String, String>,
     #[serde(default, deserialize_with = "null_as_empty")]
-    pub(crate) versions: BTreeMap<String, VersionState>,
+    pub versions: BTreeMap<String, VersionState>,
 }
 
 impl KvMetadata {
     /// The newest live version older than `version`, if any.
-    pub(crate) fn previous_live(&self, version: i64) -> Option<i64> {
+    pub fn previous_live(&self, version: i64) -> Option<i64> {
         self.versions
             .iter()
             .filter_map(|(v, state)| Some((v.parse::<i64>().ok()?, state)))
@@ -154,8 +154,8 @@ impl KvMetadata {
 }
 
 #[derive(Debug, Deserialize)]
-pub(crate) struct MetadataBody {
-    pub(crate) data: Option<KvMetadata>,
+pub struct MetadataBody {
+    pub data: Option<KvMetadata>,
 }
 
 fn null_as_empty<'de, D, T>(d: D) -> Result<T, D::Error>

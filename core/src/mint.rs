@@ -1,0 +1,705 @@
+//! The one mint pipeline every front end uses: read the secret → environment guard → take the
+//! credential out → mint (shared in the pool) → on a rejected credential, the previous live
+//! version once → identity check → a lease. Also where a resource's secret lives (`Source`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::Problem;
+use crate::net::Budget;
+use crate::platform::{self, Net, Platform, PlatformError};
+use crate::pool::{Lease, PoolKey, PooledToken, Pools, TokenPool};
+use crate::store::{Location, Secret, SecretStore};
+
+/// The placeholder paths may contain.
+pub const ENV_PLACEHOLDER: &str = "{environment}";
+/// The custom metadata entry (or tag) the environment guard compares.
+pub const ENV_METADATA_KEY: &str = "environment";
+/// The KV mount when none is configured.
+pub const DEFAULT_MOUNT: &str = "secret";
+
+/// Everything minting needs, built once from the settings by any front end.
+#[derive(Debug, Clone)]
+pub struct Core {
+    /// The configured secret store.
+    pub store: Arc<dyn SecretStore>,
+    /// The HTTP client and retry policy for platform calls.
+    pub net: Net,
+    /// The configured environment, if any.
+    pub environment: Option<String>,
+    /// The deadline of one whole open.
+    pub open_timeout: Duration,
+    /// Cancelled when the front end is told to stop.
+    pub cancel: CancellationToken,
+    /// Shared token pools (one process may hold several cores, e.g. provider aliases).
+    pub pools: Arc<Pools>,
+}
+
+impl Core {
+    /// A fresh budget for one open or read.
+    pub fn budget(&self) -> Budget {
+        Budget::new(self.open_timeout, self.cancel.clone())
+    }
+
+    /// The pool of a platform's tokens.
+    pub fn pool<P: Platform>(&self) -> Arc<TokenPool<P::Token>> {
+        self.pools.get::<P::Token>()
+    }
+}
+
+/// True for a path segment that would walk out of where it stands (`.`, `..`, also
+/// percent-encoded), which Vault's HTTP router would resolve.
+fn dot_segment(segment: &str) -> bool {
+    let decoded = segment.replace("%2e", ".").replace("%2E", ".");
+    decoded == "." || decoded == ".."
+}
+
+fn has_dot_segment(path: &str) -> bool {
+    path.split(['/', '\\']).any(dot_segment) || path.to_ascii_lowercase().contains("%2f")
+}
+
+/// Checks `path`, `mount` and `version` as far as they are known.
+pub fn validate_source(
+    path: Option<&str>,
+    mount: Option<&str>,
+    version: Option<i64>,
+) -> Vec<Problem> {
+    let mut d = Vec::new();
+    if let Some(path) = path {
+        if path.trim_matches('/').trim().is_empty() {
+            d.push(
+                Problem::error(
+                    "Invalid path",
+                    "`path` must name a secret, e.g. `genesys/prod/pipeline`.",
+                )
+                .at_attr("path"),
+            );
+        } else if path.contains('{') && path.replace(ENV_PLACEHOLDER, "").contains('{') {
+            d.push(
+                Problem::error(
+                    "Invalid path",
+                    format!("The only placeholder `path` may contain is `{ENV_PLACEHOLDER}`."),
+                )
+                .at_attr("path"),
+            );
+        } else if has_dot_segment(path) {
+            d.push(
+                Problem::error(
+                    "Invalid path",
+                    "`path` may not contain `.` or `..` segments (or an encoded slash): the path in the configuration must be the path that is read.",
+                )
+                .at_attr("path"),
+            );
+        }
+    }
+    if let Some(m) = mount {
+        if m.trim_matches('/').trim().is_empty() {
+            d.push(
+                Problem::error(
+                    "Invalid mount",
+                    "`mount` must name a KV version 2 mount, e.g. `secret`.",
+                )
+                .at_attr("mount"),
+            );
+        } else if has_dot_segment(m) {
+            d.push(
+                Problem::error(
+                    "Invalid mount",
+                    "`mount` may not contain `.` or `..` segments (or an encoded slash).",
+                )
+                .at_attr("mount"),
+            );
+        }
+    }
+    if version.is_some_and(|v| v < 1) {
+        d.push(
+            Problem::error("Invalid version", "`version` must be 1 or more.").at_attr("version"),
+        );
+    }
+    d
+}
+
+/// Whether `environment` may be substituted into paths: letters, digits, `-`, `_`, `.`, and
+/// not a dot segment.
+pub fn valid_environment(env: &str) -> bool {
+    !env.is_empty()
+        && !dot_segment(env)
+        && env
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// The settings of a block that reads a secret as it is (`vault_secret`).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct SecretSettings {
+    /// Path of the secret (may contain `{environment}`).
+    #[serde(default)]
+    pub path: String,
+    /// KV mount.
+    pub mount: Option<String>,
+    /// Pinned KV version.
+    pub version: Option<i64>,
+}
+
+/// Where a resource's secret is, with the environment placeholder resolved.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Mount and resolved path.
+    pub at: Location,
+    /// The path as configured (echoed in results).
+    pub config_path: String,
+    /// The pinned version, if any.
+    pub version: Option<i64>,
+}
+
+impl Source {
+    /// Resolves and checks a source.
+    pub fn new(
+        path: &str,
+        mount: Option<&str>,
+        version: Option<i64>,
+        environment: Option<&str>,
+    ) -> Result<Self, Vec<Problem>> {
+        let d = validate_source(Some(path), mount, version);
+        if !d.is_empty() {
+            return Err(d);
+        }
+        let resolved = if path.contains(ENV_PLACEHOLDER) {
+            let Some(env) = environment else {
+                return Err(vec![Problem::error(
+                    "No environment for the path",
+                    format!("`path` uses `{ENV_PLACEHOLDER}`, but no `environment` is configured (set it in the provider block or configuration file, or with CCSECRETS_ENVIRONMENT)."),
+                )
+                .at_attr("path")]);
+            };
+            path.replace(ENV_PLACEHOLDER, env)
+        } else {
+            path.to_owned()
+        };
+        Ok(Source {
+            at: Location {
+                mount: mount.map_or_else(
+                    || DEFAULT_MOUNT.to_owned(),
+                    |m| m.trim_matches('/').to_owned(),
+                ),
+                path: resolved.trim_matches('/').to_owned(),
+                pinned: version.is_some(),
+            },
+            config_path: path.to_owned(),
+            version,
+        })
+    }
+}
+
+/// Refuses a secret whose metadata names another environment (fail closed).
+pub fn environment_guard(
+    environment: Option<&str>,
+    at: &Location,
+    metadata: &BTreeMap<String, String>,
+) -> Result<(), Problem> {
+    let (Some(ours), Some(theirs)) = (environment, metadata.get(ENV_METADATA_KEY)) else {
+        return Ok(());
+    };
+    if ours == theirs {
+        return Ok(());
+    }
+    Err(Problem::error(
+        "Secret belongs to another environment",
+        format!(
+            "The secret at {at} is marked environment {theirs:?} in its custom metadata, but this configuration is for environment {ours:?}. Refusing to use it. Fix the path, or the configured `environment`."
+        ),
+    )
+    .at_attr("path"))
+}
+
+/// Reads one version of the source, then applies the environment guard.
+pub async fn read(
+    core: &Core,
+    budget: &Budget,
+    src: &Source,
+    version: Option<i64>,
+) -> Result<Arc<Secret>, Problem> {
+    let secret = core.store.read(budget, &src.at, version).await?;
+    environment_guard(
+        core.environment.as_deref(),
+        &src.at,
+        &secret.metadata.custom_metadata,
+    )?;
+    Ok(secret)
+}
+
+/// How a token open is to behave, beyond the platform's own settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Try the previous live version once when the latest's credential is rejected.
+    pub rotation_fallback: bool,
+    /// A pooled token is reused only while more than this share (percent) of its life is left.
+    pub reuse_percent: u8,
+}
+
+/// A token lent to one open, with what the result reports.
+#[derive(Debug)]
+pub struct Minted<P: Platform> {
+    /// The lease (release it when done).
+    pub lease: Lease<P::Token>,
+    /// The request that produced it (endpoints, region, ...).
+    pub request: Arc<P::Request>,
+    /// The latest version (or the pinned one).
+    pub latest: i64,
+    /// The version whose credential produced the token.
+    pub used: i64,
+    /// The checked identity, when the settings expect one.
+    pub identity: Option<String>,
+    /// Warnings for the user (a rotation fallback, a short-lived token).
+    pub warnings: Vec<Problem>,
+}
+
+enum Failure {
+    Input(Problem),
+    Platform(PlatformError),
+}
+
+async fn attempt<P: Platform>(
+    core: &Core,
+    pool: &TokenPool<P::Token>,
+    settings: &P::Settings,
+    secret: &Secret,
+    at: &Location,
+    budget: &Budget,
+    reuse_percent: u8,
+) -> Result<(Lease<P::Token>, Arc<P::Request>), Failure> {
+    let request = Arc::new(P::request(settings, secret, at).map_err(Failure::Input)?);
+    let key = PoolKey {
+        store: core.store.id().to_owned(),
+        mount: at.mount.clone(),
+        path: at.path.clone(),
+        version: secret.metadata.version,
+        target: P::target(&request),
+    };
+    let (net, r, b) = (core.net.clone(), Arc::clone(&request), budget.clone());
+    let lease = pool
+        .acquire(&key, reuse_percent, move || {
+            let (net, r, b) = (net.clone(), Arc::clone(&r), b.clone());
+            async move { P::mint(&net, r, &b).await }.boxed()
+        })
+        .await
+        .map_err(Failure::Platform)?;
+    Ok((lease, request))
+}
+
+/// Mints (or shares) a token for `settings` from `src`.
+pub async fn mint<P: Platform>(
+    core: &Core,
+    settings: &P::Settings,
+    src: &Source,
+    options: Options,
+) -> Result<Minted<P>, Problem> {
+    let pool = core.pool::<P>();
+    let budget = core.budget();
+    let latest = read(core, &budget, src, src.version).await?;
+    let latest_v = latest.metadata.version;
+    let go = |secret: Arc<Secret>| {
+        let (pool, budget) = (&pool, &budget);
+        async move {
+            attempt::<P>(
+                core,
+                pool,
+                settings,
+                &secret,
+                &src.at,
+                budget,
+                options.reuse_percent,
+            )
+            .await
+        }
+    };
+    let first = match go(Arc::clone(&latest)).await {
+        Ok((lease, request)) => {
+            return finish(
+                core,
+                &pool,
+                settings,
+                src,
+                &budget,
+                lease,
+                request,
+                latest_v,
+                latest_v,
+                vec![],
+            )
+            .await;
+        }
+        Err(Failure::Input(p)) => return Err(p),
+        Err(Failure::Platform(e)) => e,
+    };
+    let Some(code) = first
+        .rejected_credential()
+        .map(str::to_owned)
+        .filter(|_| options.rotation_fallback && src.version.is_none())
+    else {
+        return Err(platform::explain(&first, P::NAME, &src.at, latest_v));
+    };
+    let Some(previous) = core.store.previous(&budget, &src.at, latest_v).await? else {
+        return Err(platform::explain(&first, P::NAME, &src.at, latest_v));
+    };
+    tracing::info!(
+        latest = latest_v,
+        previous,
+        "credential rejected; trying the previous version"
+    );
+    let older = read(core, &budget, src, Some(previous)).await?;
+    match go(older).await {
+        Ok((lease, request)) => {
+            let warning = Problem::warning(
+                "Used the previous credential version (rotation in progress?)",
+                format!(
+                    "{} rejected the credential in version {latest_v} of {} ({code}), so version {previous} was used. If a rotation is under way, finish it (add the new credential on {}); if version {latest_v} is wrong, fix or delete it.",
+                    P::NAME, src.at, P::NAME
+                ),
+            )
+            .at_attr("path");
+            finish(
+                core,
+                &pool,
+                settings,
+                src,
+                &budget,
+                lease,
+                request,
+                latest_v,
+                previous,
+                vec![warning],
+            )
+            .await
+        }
+        Err(Failure::Input(p)) => Err(p),
+        Err(Failure::Platform(second)) => {
+            let mut p = platform::explain(&second, P::NAME, &src.at, previous);
+            p.detail = format!(
+                "Both the latest version ({latest_v}) and the previous live version ({previous}) of {} were refused. Latest: {first}. Previous: {second}.",
+                src.at
+            );
+            Err(p)
+        }
+    }
+}
+
+/// Tokens that live less than this get a warning: a consumer that cannot refresh them may
+/// see them expire in the middle of a long run.
+pub const SHORT_LIFETIME: Duration = Duration::from_secs(3600);
+
+#[allow(clippy::too_many_arguments)]
+async fn finish<P: Platform>(
+    core: &Core,
+    pool: &TokenPool<P::Token>,
+    settings: &P::Settings,
+    src: &Source,
+    budget: &Budget,
+    lease: Lease<P::Token>,
+    request: Arc<P::Request>,
+    latest: i64,
+    used: i64,
+    mut warnings: Vec<Problem>,
+) -> Result<Minted<P>, Problem> {
+    let identity = match P::expected_identity(settings) {
+        None => None,
+        Some(expected) => match P::identity(&core.net, &request, &lease.token, budget).await {
+            Ok(actual) if actual.eq_ignore_ascii_case(expected.trim()) => Some(actual),
+            other => {
+                let revoked = P::target(&request).revoke;
+                // Not ours to hand out: give the lease back, which revokes it if unused.
+                let _ = pool.release(lease.handle).await;
+                let (field, noun) = P::IDENTITY;
+                return Err(match other {
+                    Ok(actual) => Problem::error(
+                        format!("Token belongs to another {} {noun}", P::NAME),
+                        format!(
+                            "The credentials at {} (version {used}) minted a token for {noun} {actual}, but `{field}` is {expected}. {} Check that the path points at this environment's credentials.",
+                            src.at,
+                            if revoked {
+                                "The token was revoked."
+                            } else {
+                                "The token was not handed out (it stays valid until it expires)."
+                            }
+                        ),
+                    )
+                    .at_attr(field),
+                    Err(e) => platform::explain(&e, P::NAME, &src.at, used),
+                });
+            }
+        },
+    };
+    let lifetime = lease.token.lifetime();
+    if lifetime < SHORT_LIFETIME {
+        warnings.push(short_lived::<P>(lifetime));
+    }
+    Ok(Minted {
+        lease,
+        request,
+        latest,
+        used,
+        identity,
+        warnings,
+    })
+}
+
+fn short_lived<P: Platform>(lifetime: Duration) -> Problem {
+    Problem::warning(
+        format!("Short-lived {} token", P::NAME),
+        format!(
+            "The token lives {} seconds. A consumer that was handed it cannot renew it (the genesyscloud provider does not refresh an `access_token`), so a run longer than that fails with HTTP 401 part-way. Raise the OAuth client's token duration (Genesys Cloud: the client's `accessTokenValiditySeconds`, up to 172800) if runs can take that long.",
+            lifetime.as_secs()
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::net::RetryPolicy;
+    use crate::platform::fake::{Behaviour, FakePlatform, FakeSettings};
+    use crate::store::fake::FakeStore;
+
+    fn core(store: FakeStore, environment: Option<&str>) -> (Core, Arc<FakeStore>) {
+        let store = Arc::new(store);
+        let core = Core {
+            store: Arc::clone(&store) as Arc<dyn SecretStore>,
+            net: Net {
+                http: reqwest::Client::new(),
+                retry: RetryPolicy::default(),
+            },
+            environment: environment.map(str::to_owned),
+            open_timeout: Duration::from_secs(5),
+            cancel: CancellationToken::new(),
+            pools: Arc::new(Pools::default()),
+        };
+        (core, store)
+    }
+
+    fn settings(b: &Arc<Behaviour>) -> FakeSettings {
+        FakeSettings {
+            behaviour: Arc::clone(b),
+            expected: None,
+        }
+    }
+
+    const OPTS: Options = Options {
+        rotation_fallback: true,
+        reuse_percent: 50,
+    };
+
+    fn src(path: &str) -> Source {
+        Source::new(path, None, None, Some("prod")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn rotation_falls_back_once_to_the_previous_live_version_with_a_warning() {
+        let store = FakeStore::default();
+        store.put("g", r#"{"client_secret":"old"}"#);
+        store.put("g", r#"{"client_secret":"deleted"}"#);
+        store.delete("g", 2);
+        store.put("g", r#"{"client_secret":"new"}"#);
+        let (core, _) = core(store, None);
+        let b = Arc::new(Behaviour::default());
+        b.accept("old");
+        let m = mint::<FakePlatform>(&core, &settings(&b), &src("g"), OPTS)
+            .await
+            .unwrap();
+        assert_eq!((m.latest, m.used), (3, 1), "deleted version 2 is skipped");
+        assert_eq!(m.warnings.len(), 1);
+        assert!(
+            m.warnings[0]
+                .detail
+                .contains("version 3 of secret/g (invalid_client), so version 1 was used"),
+            "{}",
+            m.warnings[0].detail
+        );
+        assert_eq!(b.mints.load(Ordering::SeqCst), 2);
+
+        // Off, or pinned: no fallback, the rejection is the error, pinned to `path`.
+        let off = Options {
+            rotation_fallback: false,
+            ..OPTS
+        };
+        let e = mint::<FakePlatform>(&core, &settings(&b), &src("g"), off)
+            .await
+            .unwrap_err();
+        assert_eq!(e.summary, "Fake rejected the credentials");
+        assert_eq!(e.field.unwrap().to_string(), "path");
+        let pinned = Source::new("g", None, Some(3), None).unwrap();
+        assert!(
+            mint::<FakePlatform>(&core, &settings(&b), &pinned, OPTS)
+                .await
+                .is_err()
+        );
+
+        // Both refused: one error naming both versions (once the pooled token is gone).
+        b.reject("old");
+        assert_eq!(core.pools.drain().await, 0);
+        let e = mint::<FakePlatform>(&core, &settings(&b), &src("g"), OPTS)
+            .await
+            .unwrap_err();
+        assert!(
+            e.detail
+                .contains("Both the latest version (3) and the previous live version (1)"),
+            "{}",
+            e.detail
+        );
+    }
+
+    #[tokio::test]
+    async fn the_environment_guard_fails_closed() {
+        let store = FakeStore::default();
+        store.put("g", r#"{"client_secret":"s"}"#);
+        store.set_metadata("g", ENV_METADATA_KEY, "staging");
+        let (core, _) = core(store, Some("prod"));
+        let b = Arc::new(Behaviour::default());
+        b.accept("s");
+        let e = mint::<FakePlatform>(&core, &settings(&b), &src("g"), OPTS)
+            .await
+            .unwrap_err();
+        assert_eq!(e.summary, "Secret belongs to another environment");
+        assert_eq!(
+            b.mints.load(Ordering::SeqCst),
+            0,
+            "nothing is minted from a refused secret"
+        );
+        // No environment configured, or a matching one: allowed.
+        let (mut c2, _) = (core.clone(), ());
+        c2.environment = Some("staging".into());
+        assert!(
+            mint::<FakePlatform>(&c2, &settings(&b), &src("g"), OPTS)
+                .await
+                .is_ok()
+        );
+        c2.environment = None;
+        assert!(
+            mint::<FakePlatform>(&c2, &settings(&b), &src("g"), OPTS)
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn opens_share_one_token_until_half_its_life_is_gone_and_the_last_release_revokes() {
+        let store = FakeStore::default();
+        store.put("g", r#"{"client_secret":"s"}"#);
+        let (core, _) = core(store, None);
+        let b = Arc::new(Behaviour::default());
+        b.accept("s");
+        let one = mint::<FakePlatform>(&core, &settings(&b), &src("g"), OPTS)
+            .await
+            .unwrap();
+        let two = mint::<FakePlatform>(&core, &settings(&b), &src("g"), OPTS)
+            .await
+            .unwrap();
+        assert!(Arc::ptr_eq(&one.lease.token, &two.lease.token));
+        assert_eq!(b.mints.load(Ordering::SeqCst), 1);
+        let pool = core.pool::<FakePlatform>();
+        pool.release(one.lease.handle).await.unwrap();
+        assert_eq!(b.revoked.load(Ordering::SeqCst), 0, "still in use");
+        pool.release(two.lease.handle).await.unwrap();
+        assert_eq!(b.revoked.load(Ordering::SeqCst), 1);
+        // Demanding more than the whole life left never reuses.
+        let strict = Options {
+            reuse_percent: 100,
+            ..OPTS
+        };
+        let a = mint::<FakePlatform>(&core, &settings(&b), &src("g"), strict)
+            .await
+            .unwrap();
+        let c = mint::<FakePlatform>(&core, &settings(&b), &src("g"), strict)
+            .await
+            .unwrap();
+        assert!(!Arc::ptr_eq(&a.lease.token, &c.lease.token));
+        assert_eq!(core.pools.drain().await, 0);
+        assert_eq!(b.revoked.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_token_of_another_identity_is_revoked_and_refused() {
+        let store = FakeStore::default();
+        store.put("g", r#"{"client_secret":"s"}"#);
+        let (core, _) = core(store, None);
+        let b = Arc::new(Behaviour::default());
+        b.accept("s");
+        *b.identity.lock().unwrap() = "org-a".into();
+        let s = FakeSettings {
+            behaviour: Arc::clone(&b),
+            expected: Some("ORG-A".into()),
+        };
+        assert_eq!(
+            mint::<FakePlatform>(&core, &s, &src("g"), OPTS)
+                .await
+                .unwrap()
+                .identity
+                .as_deref(),
+            Some("org-a")
+        );
+        let s = FakeSettings {
+            behaviour: Arc::clone(&b),
+            expected: Some("org-b".into()),
+        };
+        let e = mint::<FakePlatform>(&core, &s, &src("g"), OPTS)
+            .await
+            .unwrap_err();
+        assert_eq!(e.summary, "Token belongs to another Fake organization");
+        assert_eq!(e.field.unwrap().to_string(), "expected_identity");
+        assert!(e.detail.contains("The token was revoked."));
+    }
+
+    #[tokio::test]
+    async fn short_lived_tokens_warn_with_their_lifetime() {
+        let store = FakeStore::default();
+        store.put("g", r#"{"client_secret":"s"}"#);
+        let (core, _) = core(store, None);
+        let b = Arc::new(Behaviour::default());
+        b.accept("s");
+        *b.lifetime.lock().unwrap() = Some(Duration::from_secs(300));
+        let m = mint::<FakePlatform>(&core, &settings(&b), &src("g"), OPTS)
+            .await
+            .unwrap();
+        assert_eq!(m.warnings.len(), 1);
+        assert!(
+            m.warnings[0]
+                .detail
+                .starts_with("The token lives 300 seconds."),
+            "{}",
+            m.warnings[0].detail
+        );
+    }
+
+    #[test]
+    fn sources_refuse_dot_segments_and_resolve_the_placeholder() {
+        for (path, mount) in [
+            ("../../secret/data/other/app", None),
+            ("a/%2e%2E/b", None),
+            ("a/./b", None),
+            ("a%2Fb", None),
+            ("ok", Some("nonexistent/..")),
+        ] {
+            let d = Source::new(path, mount, None, None).unwrap_err();
+            assert!(d[0].summary.starts_with("Invalid"), "{path}: {d:?}");
+        }
+        assert!(!valid_environment(".."));
+        assert!(!valid_environment("."));
+        assert!(valid_environment("prod.eu"));
+        let s = Source::new("/g/{environment}/p/", Some("/kv/"), None, Some("prod")).unwrap();
+        assert_eq!(s.at.to_string(), "kv/g/prod/p");
+        assert_eq!(s.config_path, "/g/{environment}/p/");
+        let d = Source::new("g/{environment}", None, None, None).unwrap_err();
+        assert_eq!(d[0].summary, "No environment for the path");
+        let d = validate_source(Some("a/{region}"), Some("/"), Some(0));
+        let at: Vec<String> = d
+            .iter()
+            .map(|p| p.field.as_ref().unwrap().to_string())
+            .collect();
+        assert_eq!(at, vec!["path", "mount", "version"]);
+    }
+}
