@@ -341,10 +341,22 @@ pub async fn mint<P: Platform>(
         .map(str::to_owned)
         .filter(|_| options.rotation_fallback && src.version.is_none())
     else {
-        return Err(platform::explain(&first, P::NAME, &src.at, latest_v));
+        return Err(platform::explain(
+            &first,
+            P::NAME,
+            core.store.kind(),
+            &src.at,
+            latest_v,
+        ));
     };
     let Some(previous) = core.store.previous(&budget, &src.at, latest_v).await? else {
-        return Err(platform::explain(&first, P::NAME, &src.at, latest_v));
+        return Err(platform::explain(
+            &first,
+            P::NAME,
+            core.store.kind(),
+            &src.at,
+            latest_v,
+        ));
     };
     tracing::info!(
         latest = latest_v,
@@ -378,7 +390,7 @@ pub async fn mint<P: Platform>(
         }
         Err(Failure::Input(p)) => Err(p),
         Err(Failure::Platform(second)) => {
-            let mut p = platform::explain(&second, P::NAME, &src.at, previous);
+            let mut p = platform::explain(&second, P::NAME, core.store.kind(), &src.at, previous);
             p.detail = format!(
                 "Both the latest version ({latest_v}) and the previous live version ({previous}) of {} were refused. Latest: {first}. Previous: {second}.",
                 src.at
@@ -428,7 +440,7 @@ async fn finish<P: Platform>(
                         ),
                     )
                     .at_attr(field),
-                    Err(e) => platform::explain(&e, P::NAME, &src.at, used),
+                    Err(e) => platform::explain(&e, P::NAME, core.store.kind(), &src.at, used),
                 });
             }
         },

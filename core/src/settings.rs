@@ -567,7 +567,7 @@ impl VaultBlock {
             d.push(
                 Problem::warning(
                     "Vault TLS verification is off",
-                    format!("The TLS certificate of {address} will not be checked: anyone on the network path can read the credentials fetched. Use `ca_cert_file` instead."),
+                    format!("ccsecrets will not check the TLS certificate of {address}: anyone on the network path can read the credentials it fetches. Use `ca_cert_file` instead."),
                 )
                 .at(vpath("skip_tls_verify")),
             );

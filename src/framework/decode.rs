@@ -189,7 +189,11 @@ impl<'de> de::MapAccess<'de> for Fields<'_, '_> {
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, Error> {
-        match self.iter.next() {
+        // Null and unknown attributes read as absent, so a field's default applies.
+        match self
+            .iter
+            .find(|(_, v)| !matches!(v, Value::Null | Value::Unknown))
+        {
             Some((k, v)) => {
                 self.value = Some((k, v));
                 seed.deserialize(k.as_str().into_deserializer()).map(Some)

@@ -246,7 +246,7 @@ async fn close_lease<P: ccsecrets_core::platform::Platform>(
         Ok(()) => Diagnostics::new(),
         Err(e) => Diagnostic::warning(
             format!("Could not revoke the {} token", P::NAME),
-            format!("{e}. The provider tries again when Terraform ends it; until then, or if that fails too, the token stays valid until it expires."),
+            format!("{e}. The token stays valid until it expires. The provider tries to revoke it again when Terraform ends it."),
         )
         .into(),
     }

@@ -265,7 +265,7 @@ fn approle_wrong_or_missing_secret_id_fails_the_login_without_leaking_it() {
         &[
             "Error: Vault login failed",
             "Vault login with the approle method at auth/approle failed: HTTP 400: invalid role or secret ID.",
-            "Check the provider's vault auth block",
+            "Check the vault auth block",
         ],
     );
     assert_no_secrets(&output_of(&run), &[wrong, secret_id.clone()]);

@@ -282,7 +282,7 @@ fn vault_unreachable_and_forbidden_say_what_to_check() {
         "Error: Cannot reach Vault",
         &format!("cannot reach Vault at http://127.0.0.1:{port}: the connection failed"),
         "(gave up after 2 attempts)",
-        "Check the provider's vault `address` (or VAULT_ADDR)",
+        "Check the vault `address` (or VAULT_ADDR)",
     ]);
 }
 

@@ -257,6 +257,45 @@ fn genesys_token_result_shares_one_token_and_close_revokes_it() {
 }
 
 #[test]
+fn close_returns_within_eight_seconds_when_the_revoke_hangs() {
+    // OpenTofu fails a run whose CloseEphemeralResource takes more than 10 s.
+    let w = GenesysWorld::new("genesys/slow");
+    w.standin.push_fault(
+        genesys::route::REVOKE,
+        Fault::Delay(std::time::Duration::from_secs(15)),
+    );
+    rt().block_on(async {
+        let mut p = InProcess::start().await;
+        p.configure(provider_config(&w.bao.addr())).await;
+        let r = p
+            .open(
+                "ccsecrets_genesys_token",
+                genesys_config(&w, "genesys/slow"),
+            )
+            .await;
+        assert_eq!(r.diagnostics, vec![]);
+        let started = std::time::Instant::now();
+        let d = p.close("ccsecrets_genesys_token", r.private).await;
+        let took = started.elapsed();
+        assert!(
+            took < std::time::Duration::from_secs(9),
+            "close took {took:?}"
+        );
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].1, "Could not revoke the Genesys Cloud token");
+        assert!(d[0].2.contains("took longer than 8 s"), "{d:?}");
+        assert!(
+            d[0].2.contains("The token stays valid until it expires"),
+            "{d:?}"
+        );
+        p.stop().await;
+    });
+    // The stand-in's delayed revocation completes on its own; the token was kept and tried
+    // again at shutdown rather than forgotten.
+    assert!(w.standin.revocations(&w.client_id) >= 1);
+}
+
+#[test]
 fn tokens_whose_close_never_came_are_revoked_at_shutdown() {
     let w = GenesysWorld::new("genesys/s");
     rt().block_on(async {

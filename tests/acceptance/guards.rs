@@ -58,7 +58,7 @@ fn placeholder_without_an_environment_is_an_error_on_path() {
     );
     wd.plan().assert_fails_with(&[
         "Error: No environment for the path",
-        "`path` uses `{environment}`, but the provider has no `environment`",
+        "`path` uses `{environment}`, but no `environment` is configured",
         "on main.tf line 12",
     ]);
 }
@@ -82,7 +82,7 @@ fn a_secret_marked_for_another_environment_is_refused() {
     );
     wd.plan().assert_fails_with(&[
         "Error: Secret belongs to another environment",
-        "The secret at secret/genesys/shared/pipeline is marked environment \"prod\" in its custom metadata, but this provider is configured for environment \"staging\"",
+        "The secret at secret/genesys/shared/pipeline is marked environment \"prod\" in its custom metadata, but this configuration is for environment \"staging\"",
     ]);
     assert_eq!(
         w.standin.token_requests(&w.client_id),

@@ -125,8 +125,14 @@ pub(crate) fn url_setting(raw: Option<&str>, name: &str) -> Result<Option<Url>, 
 }
 
 /// A platform error as a problem naming the platform and the credential's source.
-pub fn explain(e: &PlatformError, platform: &str, at: &Location, version: i64) -> Problem {
-    let origin = format!("the credentials from {at} (version {version})");
+pub fn explain(
+    e: &PlatformError,
+    platform: &str,
+    store: &str,
+    at: &Location,
+    version: i64,
+) -> Problem {
+    let origin = format!("the credentials from {store} path {at} (version {version})");
     match e.root() {
         PlatformError::Rejected { .. } if e.rejected_credential().is_some() => Problem::error(
             format!("{platform} rejected the credentials"),
