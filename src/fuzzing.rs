@@ -72,4 +72,4 @@ fn round_trip(v: &Value, block: &Block) {
     assert_eq!(bytes, again, "encoding is stable across a round trip");
 }
 
-pub use ccsecrets_core::fuzzing::{platform_response, vault_response};
+pub use ccsecrets_core::fuzzing::{platform_response, vault_login, vault_response};

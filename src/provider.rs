@@ -16,6 +16,7 @@ use crate::framework::{
     Provider, Schema, Type, decode,
 };
 use crate::resources;
+pub use crate::resources::Context;
 
 /// Provider attribute and block names, used by the schema, configuration and docs alike.
 pub(crate) mod names {
@@ -43,12 +44,6 @@ pub(crate) mod names {
     pub(crate) const JWT_ENV: &str = "jwt_env";
 }
 use names::*;
-
-/// Everything an operation needs, built by `configure`.
-#[derive(Debug)]
-pub struct Context {
-    pub(crate) core: Core,
-}
 
 /// State shared by every configuration of one provider process: the token pools (tokens must
 /// be revocable at close and at shutdown, whatever configuration minted them) and the

@@ -49,3 +49,8 @@ fn platform_response_corpus() {
 fn vault_response_corpus() {
     run_corpus("vault_response", ccsecrets::fuzzing::vault_response);
 }
+
+#[test]
+fn vault_login_corpus() {
+    run_corpus("vault_login", ccsecrets::fuzzing::vault_login);
+}

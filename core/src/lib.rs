@@ -12,6 +12,7 @@ pub mod mint;
 pub mod net;
 pub mod platform;
 pub mod pool;
+pub mod process;
 pub mod settings;
 pub mod store;
 

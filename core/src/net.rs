@@ -9,22 +9,102 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 use url::Url;
+use zeroize::Zeroizing;
 
-/// Why a base URL is not acceptable.
+/// Why a base URL is not acceptable. The URL is shown redacted (no credentials, no query).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
-    #[error("{0:?} is not a valid URL")]
+    #[error("{:?} is not a valid URL", redact_url(.0))]
     Invalid(String),
-    #[error("{url:?} uses {scheme:?}; only https (or http to a loopback address) is allowed")]
+    #[error("{:?} uses {scheme:?}; only https (or http to a loopback address) is allowed", redact_url(.url))]
     Scheme { url: String, scheme: String },
     #[error(
-        "{0:?} uses plain http to a host that is not loopback; use https (plain http is allowed only to localhost, 127.0.0.0/8 and ::1)"
+        "{:?} uses plain http to a host that is not loopback; use https (plain http is allowed only to localhost, 127.0.0.0/8 and ::1)", redact_url(.0)
     )]
     PlainHttp(String),
     #[error(
-        "{0:?} must be a base URL (scheme, host and optional port and path) without query, fragment or credentials"
+        "{:?} must be a base URL (scheme, host and optional port and path) without query, fragment or credentials", redact_url(.0)
     )]
     NotBase(String),
+}
+
+/// A URL as it may be shown or logged: user name, password, query and fragment replaced by
+/// `REDACTED`, control characters dropped. Text that does not parse as a URL is cut at the
+/// first `@`, `?` or `#` for the same reason.
+pub fn redact_url(raw: &str) -> String {
+    let raw = raw.trim();
+    let shown = match Url::parse(raw) {
+        Ok(mut url) if url.has_host() => {
+            if !url.username().is_empty() || url.password().is_some() {
+                let _ = url.set_username("REDACTED");
+                let _ = url.set_password(None);
+            }
+            if url.query().is_some() {
+                url.set_query(Some("REDACTED"));
+            }
+            if url.fragment().is_some() {
+                url.set_fragment(Some("REDACTED"));
+            }
+            url.to_string()
+        }
+        _ => {
+            // Keep the scheme and host part only; anything after userinfo or a query may be a
+            // credential.
+            let cut = raw.find(['?', '#']).unwrap_or(raw.len());
+            let head = &raw[..cut];
+            let head = match head.rfind('@') {
+                Some(at) => match head.find("://") {
+                    Some(s) if s < at => format!("{}REDACTED@{}", &head[..s + 3], &head[at + 1..]),
+                    _ => format!("REDACTED@{}", &head[at + 1..]),
+                },
+                None => head.to_owned(),
+            };
+            if cut < raw.len() {
+                format!("{head}{}REDACTED", &raw[cut..=cut])
+            } else {
+                head
+            }
+        }
+    };
+    untrusted_text(&shown, &[], 300)
+}
+
+/// Text from a server (or anything else not ours) made safe to show: every value in `sent`
+/// (what ccsecrets sent in that request: credentials, tokens), raw or percent-encoded, is
+/// replaced by `[redacted]`; control characters (ESC, BEL, CR, ...) and line breaks become
+/// spaces; runs of spaces collapse; the result is cut to `max_chars`.
+pub fn untrusted_text(text: &str, sent: &[&str], max_chars: usize) -> String {
+    let mut text = text.to_owned();
+    for value in sent.iter().filter(|v| v.len() >= 4) {
+        text = text.replace(value, "[redacted]");
+        let form: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
+        if form != *value {
+            text = text.replace(&form, "[redacted]");
+            text = text.replace(&form.replace('+', "%20"), "[redacted]");
+        }
+    }
+    let cleaned: String = text
+        .chars()
+        .map(|c| {
+            if c.is_control() || is_invisible_format(c) {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    let one_line = cleaned.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() > max_chars {
+        format!("{}…", one_line.chars().take(max_chars).collect::<String>())
+    } else {
+        one_line
+    }
+}
+
+/// Unicode format characters that reorder or hide text on a terminal (bidi overrides,
+/// zero-width characters).
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
 /// True for `localhost`, 127.0.0.0/8 and ::1.
@@ -139,7 +219,11 @@ pub fn describe_transport(e: &reqwest::Error) -> String {
     }
 }
 
-/// Reads a `Retry-After` header: delay-seconds or an HTTP date.
+/// The longest wait a `Retry-After` header is taken at its word for; longer asks are cut to
+/// this (the operation's deadline then decides).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// Reads a `Retry-After` header: delay-seconds or an HTTP date, at most [`MAX_RETRY_AFTER`].
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let raw = headers
         .get(reqwest::header::RETRY_AFTER)?
@@ -147,13 +231,86 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .ok()?
         .trim();
     if let Ok(secs) = raw.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+        return Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER));
     }
     let at = httpdate::parse_http_date(raw).ok()?;
     Some(
         at.duration_since(std::time::SystemTime::now())
-            .unwrap_or_default(),
+            .unwrap_or_default()
+            .min(MAX_RETRY_AFTER),
     )
+}
+
+/// A count of seconds from outside (a token's `expires_in`, a lease), as a duration no longer
+/// than `max`. Negative counts are zero.
+pub fn clamp_secs(secs: i64, max: Duration) -> Duration {
+    Duration::from_secs(u64::try_from(secs).unwrap_or(0)).min(max)
+}
+
+/// The most a token, identity, login or revocation response may hold.
+pub const SMALL_BODY_LIMIT: usize = 64 * 1024;
+/// The most a secret-store response (one secret with its metadata, or a secret's version
+/// list) may hold.
+pub const STORE_BODY_LIMIT: usize = 1024 * 1024;
+
+/// Why a response body could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    /// The body is larger than the limit (announced or as it arrived); reading stopped there.
+    #[error("the response body is larger than the {} limit for this request", human_size(*.limit))]
+    TooLarge { limit: usize },
+    /// The connection failed while the body arrived.
+    #[error("{0}")]
+    Transport(String),
+}
+
+/// A byte count as people read it (`64 KiB`, `1 MiB`).
+pub fn human_size(bytes: usize) -> String {
+    if bytes >= 1024 * 1024 && bytes % (1024 * 1024) == 0 {
+        format!("{} MiB", bytes / (1024 * 1024))
+    } else if bytes >= 1024 && bytes % 1024 == 0 {
+        format!("{} KiB", bytes / 1024)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+/// Reads a response body once, into a buffer that is zeroed when dropped, and stops as soon as
+/// it would exceed `limit` bytes. The buffer grows by copying into a new zeroing buffer, so no
+/// copy of the bytes is freed without being zeroed.
+pub async fn read_body(
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> Result<Zeroizing<Vec<u8>>, BodyError> {
+    let announced = resp.content_length().unwrap_or(0);
+    if announced > limit as u64 {
+        return Err(BodyError::TooLarge { limit });
+    }
+    let mut buf = Zeroizing::new(Vec::with_capacity(
+        usize::try_from(announced)
+            .unwrap_or(limit)
+            .max(1024)
+            .min(limit),
+    ));
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| BodyError::Transport(describe_transport(&e)))?
+    {
+        let needed = buf.len().saturating_add(chunk.len());
+        if needed > limit {
+            return Err(BodyError::TooLarge { limit });
+        }
+        if needed > buf.capacity() {
+            let mut bigger = Zeroizing::new(Vec::with_capacity(
+                needed.max(buf.capacity().saturating_mul(2)).min(limit),
+            ));
+            bigger.extend_from_slice(&buf);
+            buf = bigger;
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
 }
 
 /// Retry settings and the budget of one operation.
@@ -296,7 +453,10 @@ where
             .saturating_mul(1u32 << (n - 1).min(16))
             .min(policy.max_delay);
         let jitter = ceiling.mul_f64(fastrand::f64());
-        let delay = after.map_or(jitter, |a| a + jitter.min(Duration::from_millis(250)));
+        let delay = after.map_or(jitter, |a| {
+            a.min(MAX_RETRY_AFTER)
+                .saturating_add(jitter.min(Duration::from_millis(250)))
+        });
         if delay >= budget.remaining() {
             return Err(GaveUp::Deadline {
                 waiting_for: match after {
@@ -355,6 +515,127 @@ mod tests {
             let e = base_url(bad).unwrap_err().to_string();
             assert!(e.contains(want), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn urls_are_shown_without_credentials_or_queries() {
+        let cases = [
+            (
+                "https://admin:pw@vault.example.com:8200",
+                "https://REDACTED@vault.example.com:8200/",
+            ),
+            (
+                "https://login.example.com/x?api_key=s3cret#frag",
+                "https://login.example.com/x?REDACTED#REDACTED",
+            ),
+            ("https://vault.example.com", "https://vault.example.com/"),
+            ("vault:pw@host?k=v", "REDACTED@host?REDACTED"),
+            ("http://user:pw@[bad", "http://REDACTED@[bad"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(redact_url(raw), want, "{raw}");
+        }
+        for bad in [
+            "https://admin:pw@vault.example.com",
+            "https://x/?api_key=s3cret",
+        ] {
+            let e = base_url(bad).unwrap_err().to_string();
+            assert!(!e.contains("pw@") && !e.contains("s3cret"), "{e}");
+        }
+        let e = base_url("http://user:hunter22@[::1")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("hunter22"), "{e}");
+    }
+
+    #[test]
+    fn untrusted_text_loses_control_bytes_and_sent_values() {
+        let secret = "sEcr3t/x+y==";
+        let text = format!(
+            "bad secret {secret} (form: {}) \u{1b}[2J\u{7}\rfake line\u{202e}",
+            url::form_urlencoded::byte_serialize(secret.as_bytes()).collect::<String>()
+        );
+        let got = untrusted_text(&text, &[secret], 200);
+        assert_eq!(
+            got,
+            "bad secret [redacted] (form: [redacted]) [2J fake line"
+        );
+        assert_eq!(
+            untrusted_text(&"x".repeat(500), &[], 10),
+            format!("{}…", "x".repeat(10))
+        );
+    }
+
+    #[test]
+    fn numbers_from_outside_are_clamped() {
+        let max = Duration::from_secs(100);
+        assert_eq!(clamp_secs(i64::MAX, max), max);
+        assert_eq!(clamp_secs(-5, max), Duration::ZERO);
+        assert_eq!(clamp_secs(7, max), Duration::from_secs(7));
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            u64::MAX.to_string().parse().unwrap(),
+        );
+        assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER));
+    }
+
+    /// Serves one raw HTTP response on a loopback port.
+    async fn serve_once(head: &'static str, body_len: usize) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut req = [0u8; 1024];
+            let _ = s.read(&mut req).await;
+            let _ = s.write_all(head.as_bytes()).await;
+            let chunk = vec![b'a'; 16 * 1024];
+            let mut left = body_len;
+            while left > 0 {
+                let n = left.min(chunk.len());
+                if s.write_all(&chunk[..n]).await.is_err() {
+                    return;
+                }
+                left -= n;
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn bodies_are_read_up_to_their_limit() {
+        let http = http_client(&ClientOptions {
+            timeout: Duration::from_secs(5),
+            ..ClientOptions::default()
+        })
+        .unwrap();
+        // Announced too large: refused before reading.
+        let url = serve_once("HTTP/1.1 200 OK\r\ncontent-length: 10000000\r\n\r\n", 0).await;
+        let resp = http.get(url).send().await.unwrap();
+        assert_eq!(
+            read_body(resp, SMALL_BODY_LIMIT)
+                .await
+                .unwrap_err()
+                .to_string(),
+            "the response body is larger than the 64 KiB limit for this request"
+        );
+        // Not announced (close-delimited), 8 MiB: reading stops at the limit.
+        let url = serve_once("HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n", 8 << 20).await;
+        let resp = http.get(url).send().await.unwrap();
+        assert_eq!(
+            read_body(resp, STORE_BODY_LIMIT).await.unwrap_err(),
+            BodyError::TooLarge {
+                limit: STORE_BODY_LIMIT
+            }
+        );
+        // Within the limit, without a length: read whole.
+        let url = serve_once("HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n", 100_000).await;
+        let resp = http.get(url).send().await.unwrap();
+        assert_eq!(
+            read_body(resp, STORE_BODY_LIMIT).await.unwrap().len(),
+            100_000
+        );
     }
 
     #[test]

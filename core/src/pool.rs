@@ -179,7 +179,14 @@ impl<T: PooledToken> TokenPool<T> {
                         if let Some(id) = fresh_id {
                             return Ok(Self::lend(&mut state, id));
                         }
-                        let m = mint().map(|r| r.map(Arc::new)).boxed().shared();
+                        let m = std::panic::AssertUnwindSafe(mint())
+                            .catch_unwind()
+                            .map(|r| match r {
+                                Ok(r) => r.map(Arc::new),
+                                Err(_) => Err(PlatformError::Internal("the mint panicked".into())),
+                            })
+                            .boxed()
+                            .shared();
                         state.slots.insert(key.clone(), Slot::Minting(m.clone()));
                         m
                     }
@@ -545,6 +552,28 @@ mod tests {
                 .is_ok()
         );
         assert_eq!(c.minted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_mint_fails_its_waiters_and_does_not_poison_the_slot() {
+        let pool = Arc::new(TokenPool::<Fake>::default());
+        let c = counters();
+        let key = k("k");
+        let boom = || -> BoxFuture<'static, Result<Fake, PlatformError>> {
+            async { panic!("hostile number") }.boxed()
+        };
+        let (a, b) = tokio::join!(pool.acquire(&key, 50, boom), pool.acquire(&key, 50, boom));
+        for r in [a, b] {
+            let e = r.unwrap_err();
+            assert!(matches!(e, PlatformError::Internal(_)), "{e}");
+        }
+        // The next open mints afresh.
+        assert!(
+            pool.acquire(&key, 50, minter(&c, DAY, true, false))
+                .await
+                .is_ok()
+        );
+        assert_eq!(c.minted.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

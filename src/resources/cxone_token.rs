@@ -9,6 +9,7 @@ use ccsecrets_core::mint;
 use ccsecrets_core::platform::cxone::{Cxone, CxoneSettings, DEFAULT_ISSUER, KEYS, PLATFORM};
 use ccsecrets_core::pool::Pools;
 
+use super::Context;
 use super::attr::*;
 use super::{
     close_lease, expiry_values, handle_of, options, private_bytes, rotation_attributes, source,
@@ -18,7 +19,6 @@ use crate::framework::{
     Attribute, Block, Config, Diagnostics, EphemeralResource, Opened, Schema, Type, Value, decode,
     prefill,
 };
-use crate::provider::Context;
 
 const ISSUER: &str = "issuer";
 const EXPECTED_TENANT_ID: &str = "expected_tenant_id";

@@ -10,6 +10,7 @@ use ccsecrets_core::platform::genesys::{Genesys, GenesysSettings, PLATFORM};
 use ccsecrets_core::platform::regions;
 use ccsecrets_core::pool::Pools;
 
+use super::Context;
 use super::attr::*;
 use super::{
     close_lease, expiry_values, handle_of, options, private_bytes, rotation_attributes, source,
@@ -19,7 +20,6 @@ use crate::framework::{
     Attribute, Block, Config, Diagnostics, EphemeralResource, Opened, Schema, Type, Value, decode,
     prefill,
 };
-use crate::provider::Context;
 
 const CLIENT_ID_KEY: &str = "client_id_key";
 const CLIENT_SECRET_KEY: &str = "client_secret_key";

@@ -16,7 +16,14 @@ use ccsecrets_core::pool::{DEFAULT_REUSE_PERCENT, Pools};
 use crate::framework::{
     Attribute, Config, DataSource, Diagnostic, Diagnostics, EphemeralResource, Type, Value,
 };
-use crate::provider::Context;
+
+/// Everything an operation needs, built by the provider's `configure`: the core (store,
+/// HTTP client, environment, deadlines, shared pools). Defined here so that resources never
+/// import the provider: the provider lists resources, not the reverse.
+#[derive(Debug)]
+pub struct Context {
+    pub(crate) core: ccsecrets_core::Core,
+}
 
 /// The ephemeral resources, in documentation order. Each gets the process's token pools, so
 /// close and shutdown can release what any configuration minted.
@@ -213,7 +220,7 @@ fn expiry_values(expires_at: SystemTime) -> [(&'static str, Value); 2] {
         ),
         (
             EXPIRES_AT,
-            Value::from(humantime::format_rfc3339_seconds(expires_at).to_string()),
+            Value::from(ccsecrets_core::platform::rfc3339(expires_at)),
         ),
     ]
 }

@@ -6,12 +6,12 @@ use async_trait::async_trait;
 
 use ccsecrets_core::mint;
 
+use super::Context;
 use super::attr::*;
 use super::{source, source_attributes, validate_source};
 use crate::framework::{
     Attribute, Block, Config, Diagnostics, EphemeralResource, Opened, Schema, Type, Value, prefill,
 };
-use crate::provider::Context;
 
 const DATA: &str = "data";
 const DATA_JSON: &str = "data_json";

@@ -8,9 +8,9 @@ use async_trait::async_trait;
 use super::attr::*;
 use ccsecrets_core::mint;
 
+use super::Context;
 use super::{source, validate_source};
 use crate::framework::{Attribute, Block, Config, DataSource, Diagnostics, Schema, Type, Value};
-use crate::provider::Context;
 
 const CURRENT_VERSION: &str = "current_version";
 const OLDEST_VERSION: &str = "oldest_version";

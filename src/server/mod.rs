@@ -45,6 +45,10 @@ pub mod proto {
 /// that has not exited two seconds after Shutdown.
 const SHUTDOWN_BUDGET: Duration = Duration::from_millis(1500);
 
+/// How long cleanup may take when Terraform itself is gone (killed, out of memory): no one
+/// will kill us early, but an orphan must not linger.
+const ORPHAN_BUDGET: Duration = Duration::from_secs(5);
+
 /// Serves `incoming` connections until `shutdown` is cancelled.
 async fn run<P, I, IO, IE>(
     provider: Arc<P>,
@@ -112,10 +116,15 @@ fn tls_incoming(
     ReceiverStream::new(rx)
 }
 
-/// Ends the process's work: abandon waits, release what is held (bounded), stop serving.
-async fn wind_down<P: Provider>(provider: &P, server: tokio::task::JoinHandle<()>) {
+/// Ends the process's work: abandon waits, release what is held (within `budget`), stop
+/// serving.
+async fn wind_down<P: Provider>(
+    provider: &P,
+    server: tokio::task::JoinHandle<()>,
+    budget: Duration,
+) {
     provider.stop();
-    if tokio::time::timeout(SHUTDOWN_BUDGET, provider.shutdown())
+    if tokio::time::timeout(budget, provider.shutdown())
         .await
         .is_err()
     {
@@ -140,9 +149,26 @@ fn peak_rss_kib() -> Option<u64> {
         .ok()
 }
 
+/// A fresh directory for the socket, readable by this user only (0700), whatever the umask.
 fn socket_dir(preferred: Option<&str>) -> std::io::Result<tempfile::TempDir> {
+    use std::os::unix::fs::PermissionsExt;
     let base = preferred.map_or_else(std::env::temp_dir, PathBuf::from);
-    tempfile::Builder::new().prefix("plugin").tempdir_in(base)
+    let dir = tempfile::Builder::new()
+        .prefix("plugin")
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir_in(base)?;
+    // mkdir applies the umask; chmod does not, so the mode is exactly 0700.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
+    Ok(dir)
+}
+
+/// Listens on `path` with the socket itself 0600: the gRPC service hands out tokens, and in
+/// debug mode it has no TLS, so no other local user may connect.
+fn bind_private(path: &Path) -> std::io::Result<UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
@@ -199,7 +225,7 @@ async fn plugin_main<P: Provider>(provider: Arc<P>, env: handshake::PluginEnv) -
         }
     };
     let path = dir.path().join("provider.sock");
-    let listener = match UnixListener::bind(&path) {
+    let listener = match bind_private(&path) {
         Ok(l) => l,
         Err(e) => {
             return fail(&format!(
@@ -248,14 +274,20 @@ async fn plugin_main<P: Provider>(provider: Arc<P>, env: handshake::PluginEnv) -
     }
     tracing::debug!(socket = %path.display(), tls = cert_der.is_some(), "plugin ready");
 
-    tokio::select! {
-        () = shutdown.cancelled() => {}
+    let budget = tokio::select! {
+        () = shutdown.cancelled() => SHUTDOWN_BUDGET,
         _ = sigterm.recv() => {
             tracing::info!("SIGTERM received; shutting down");
             shutdown.cancel();
+            SHUTDOWN_BUDGET
         }
-    }
-    wind_down(&*provider, server).await;
+        () = ccsecrets_core::process::parent_exit() => {
+            tracing::warn!("Terraform (the parent process) is gone; revoking tokens and exiting");
+            shutdown.cancel();
+            ORPHAN_BUDGET
+        }
+    };
+    wind_down(&*provider, server, budget).await;
     drop(dir);
     ExitCode::SUCCESS
 }
@@ -273,14 +305,14 @@ pub async fn serve_unix<P: Provider>(
     path: &Path,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let listener = UnixListener::bind(path)?;
+    let listener = bind_private(path)?;
     let server = tokio::spawn(log_end(run(
         Arc::clone(&provider),
         UnixListenerStream::new(listener),
         shutdown.clone(),
     )));
     shutdown.cancelled().await;
-    wind_down(&*provider, server).await;
+    wind_down(&*provider, server, SHUTDOWN_BUDGET).await;
     Ok(())
 }
 

@@ -30,6 +30,9 @@ pub enum Fault {
     Malformed,
     /// Send the headers and part of the body, then drop the connection.
     Reset,
+    /// HTTP 200 with a body of this many bytes, streamed without a length (a hostile or broken
+    /// server that never stops talking).
+    Huge(usize),
 }
 
 impl Fault {
@@ -71,6 +74,16 @@ impl Fault {
             }
             Fault::Delay(_) => return None,
             Fault::Malformed => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{\"access_token\": <html>oops").into_response(),
+            Fault::Huge(len) => {
+                let chunk = Bytes::from(vec![b' '; 64 * 1024]);
+                let (full, rest) = (len / chunk.len(), len % chunk.len());
+                let mut chunks: Vec<Result<Bytes, std::io::Error>> =
+                    std::iter::repeat_with(|| Ok(chunk.clone())).take(full).collect();
+                chunks.push(Ok(chunk.slice(..rest)));
+                let mut r = Response::new(Body::from_stream(futures_util::stream::iter(chunks)));
+                r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                r
+            }
             Fault::Reset => {
                 // Announce 4 KiB, send 16 bytes, then fail the body: the server aborts the
                 // connection mid-response.

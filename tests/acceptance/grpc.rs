@@ -14,14 +14,14 @@ use serde_json::json;
 
 use crate::support::*;
 
-fn rt() -> tokio::runtime::Runtime {
+pub fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap()
 }
 
-fn provider_config(addr: &str) -> Value {
+pub fn provider_config(addr: &str) -> Value {
     Value::object([
         ("max_retries", Value::from(10)),
         (
@@ -34,7 +34,7 @@ fn provider_config(addr: &str) -> Value {
     ])
 }
 
-fn genesys_config(w: &GenesysWorld, path: &str) -> Value {
+pub fn genesys_config(w: &GenesysWorld, path: &str) -> Value {
     Value::object([
         ("path", Value::from(path)),
         ("region", Value::from("us-east-1")),

@@ -9,6 +9,7 @@ mod config;
 mod core;
 mod grpc;
 mod guards;
+mod hardening;
 mod leaks;
 mod registry;
 mod resilience;

@@ -98,12 +98,47 @@ pub fn tenant_id(jwt: &SecretString) -> Result<String, String> {
         .ok_or_else(|| "the access token has no tenantId claim".to_owned())
 }
 
-#[derive(serde::Deserialize)]
-struct Discovery {
+/// What discovery says of a tenant.
+#[derive(Debug, serde::Deserialize)]
+pub struct Discovery {
+    /// The tenant's area, e.g. `na1`.
     #[serde(default)]
-    area: String,
+    pub area: String,
+    /// The tenant's API base URL.
     #[serde(default)]
-    api_endpoint: String,
+    pub api_endpoint: String,
+}
+
+/// Reads and checks a cxone-configuration document: `api_endpoint` must be an https base URL
+/// (plain http only to loopback) and no field may hold control characters, since both are
+/// handed on to other tools. The problem never quotes the document.
+pub fn check_discovery(body: &[u8]) -> Result<Discovery, String> {
+    let d: Discovery = serde_json::from_slice(body)
+        .map_err(|_| "the cxone-configuration document is not valid JSON".to_owned())?;
+    if d.api_endpoint.is_empty() {
+        return Err("the cxone-configuration document has no api_endpoint".to_owned());
+    }
+    for (name, v) in [("api_endpoint", &d.api_endpoint), ("area", &d.area)] {
+        if v.chars().any(|c| c.is_control()) || v.len() > 256 {
+            return Err(format!(
+                "the cxone-configuration document's {name} holds control characters or is too long; refusing it"
+            ));
+        }
+    }
+    net::base_url(&d.api_endpoint).map_err(|_| {
+        "the cxone-configuration document's api_endpoint is not acceptable: it must be an https base URL (plain http only to loopback) without credentials or query".to_owned()
+    })?;
+    if !d.area.is_empty()
+        && !d
+            .area
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err(
+            "the cxone-configuration document's area is not a plain name; refusing it".to_owned(),
+        );
+    }
+    Ok(d)
 }
 
 /// Mints a token: password grant, tenant id from the claims, then API discovery.
@@ -115,7 +150,13 @@ pub async fn mint(
     budget: &Budget,
 ) -> Result<CxoneToken, PlatformError> {
     let url = net::join(issuer, "/auth/token");
-    let body = exchange(PLATFORM, &url, policy, budget, || {
+    let sent = [
+        &creds.access_key_id,
+        &creds.access_key_secret,
+        &creds.client_id,
+        &creds.client_secret,
+    ];
+    let body = exchange(PLATFORM, &url, policy, budget, &sent, || {
         // The form encoder percent-encodes the access key: its trailing "=" must arrive as %3D.
         http.post(url.clone())
             .basic_auth(
@@ -135,29 +176,21 @@ pub async fn mint(
         endpoint: url.as_str().to_owned(),
         problem,
     })?;
-    let lifetime = Duration::from_secs(token.expires_in.unwrap_or(3_600).unsigned_abs());
+    let lifetime = super::lifetime(token.expires_in, 3_600);
 
     let mut discovery_url = net::join(issuer, "/.well-known/cxone-configuration");
     discovery_url
         .query_pairs_mut()
         .append_pair("tenantId", &tenant);
-    let body = exchange(PLATFORM, &discovery_url, policy, budget, || {
+    let body = exchange(PLATFORM, &discovery_url, policy, budget, &[], || {
         http.get(discovery_url.clone())
     })
     .await?;
-    let discovery: Discovery =
-        serde_json::from_slice(&body).map_err(|_| PlatformError::BadResponse {
-            platform: PLATFORM,
-            endpoint: discovery_url.as_str().to_owned(),
-            problem: "the cxone-configuration document is not valid JSON".to_owned(),
-        })?;
-    if discovery.api_endpoint.is_empty() {
-        return Err(PlatformError::BadResponse {
-            platform: PLATFORM,
-            endpoint: discovery_url.as_str().to_owned(),
-            problem: "the cxone-configuration document has no api_endpoint".to_owned(),
-        });
-    }
+    let discovery = check_discovery(&body).map_err(|problem| PlatformError::BadResponse {
+        platform: PLATFORM,
+        endpoint: discovery_url.as_str().to_owned(),
+        problem,
+    })?;
     tracing::debug!(lifetime_s = lifetime.as_secs(), area = %discovery.area, "minted a NICE CXone token");
     Ok(CxoneToken {
         access_token: token.access_token,
@@ -166,7 +199,7 @@ pub async fn mint(
         } else {
             token.token_type
         },
-        expires_at: SystemTime::now() + lifetime,
+        expires_at: super::expiry(lifetime),
         lifetime,
         tenant_id: tenant,
         area: discovery.area,
@@ -281,13 +314,29 @@ pub fn issuer_of(settings: &CxoneSettings, secret: &Secret, at: &Location) -> Re
         return Ok(url);
     }
     match secret.data.non_empty("issuer") {
-        Some(raw) => net::base_url(raw.expose_secret()).map_err(|e| {
-            Problem::error(
-                "Invalid issuer",
-                format!("The `issuer` key of the secret at {at}: {e}."),
-            )
-            .at_attr("path")
-        }),
+        Some(raw) => {
+            let url = net::base_url(raw.expose_secret()).map_err(|e| {
+                Problem::error(
+                    "Invalid issuer",
+                    format!("The `issuer` key of the secret at {at}: {e}."),
+                )
+                .at_attr("path")
+            })?;
+            // A secret must not choose where its own credential is sent (see Genesys's
+            // `domain`): only the public issuers are taken from a secret.
+            if super::regions::known_cxone_issuer(&url).is_none() {
+                return Err(Problem::error(
+                    "Issuer from the secret is not a NICE CXone issuer",
+                    format!(
+                        "The `issuer` key of the secret at {at} is {:?}, which is not a public NICE CXone issuer ({}). Endpoints taken from a secret must be public ones; set `issuer` in the configuration to use any other.",
+                        net::redact_url(url.as_str()),
+                        super::regions::CXONE_ISSUERS.join(", ")
+                    ),
+                )
+                .at_attr("path"));
+            }
+            Ok(url)
+        }
         None => net::base_url(DEFAULT_ISSUER)
             .map_err(|e| Problem::error("Invalid issuer", e.to_string())),
     }
@@ -361,6 +410,76 @@ mod tests {
         Secret {
             data: serde_json::from_str::<SecretData>(json).unwrap(),
             metadata: VersionMetadata::default(),
+        }
+    }
+
+    #[test]
+    fn a_secret_cannot_send_its_credential_to_an_unlisted_issuer() {
+        let at = Location {
+            mount: "secret".into(),
+            path: "c".into(),
+            pinned: false,
+        };
+        for hostile in [
+            "https://attacker.example.com",
+            "https://cxone.niceincontact.com.attacker.example",
+            "https://cxone.niceincontact.com:8443",
+            "https://cxone.niceincontact.com/evil",
+            "http://127.0.0.1:8080",
+        ] {
+            let e = issuer_of(
+                &CxoneSettings::default(),
+                &secret(&format!(r#"{{"issuer":"{hostile}"}}"#)),
+                &at,
+            )
+            .unwrap_err();
+            assert_eq!(
+                e.summary, "Issuer from the secret is not a NICE CXone issuer",
+                "{hostile}"
+            );
+            assert_eq!(e.field, Some(crate::error::Field::root("path")));
+        }
+        let from_config = CxoneSettings {
+            issuer: Some("http://127.0.0.1:8080".into()),
+            ..CxoneSettings::default()
+        };
+        assert!(issuer_of(&from_config, &secret("{}"), &at).is_ok());
+    }
+
+    #[test]
+    fn discovery_results_are_checked_before_they_are_handed_on() {
+        let ok = check_discovery(
+            br#"{"area":"na1","api_endpoint":"https://api-na1.niceincontact.com"}"#,
+        )
+        .unwrap();
+        assert_eq!(ok.area, "na1");
+        for (body, want) in [
+            (
+                r#"{"area":"na1","api_endpoint":"http://attacker.example.com:80/\r\nx"}"#,
+                "control characters",
+            ),
+            (
+                r#"{"area":"na1","api_endpoint":"http://attacker.example.com"}"#,
+                "must be an https base URL",
+            ),
+            (
+                r#"{"area":"\u001b[31mna1","api_endpoint":"https://api-na1.niceincontact.com"}"#,
+                "area holds control characters",
+            ),
+            (
+                r#"{"area":"na1 x","api_endpoint":"https://api-na1.niceincontact.com"}"#,
+                "area is not a plain name",
+            ),
+            (
+                r#"{"area":"na1","api_endpoint":"javascript:alert(1)"}"#,
+                "not acceptable",
+            ),
+            (r#"{"area":"na1"}"#, "no api_endpoint"),
+            ("not json", "not valid JSON"),
+        ] {
+            let e = check_discovery(body.as_bytes()).unwrap_err();
+            assert!(e.contains(want), "{body}: {e}");
+            assert!(!e.contains("attacker"), "{e}");
         }
     }
 

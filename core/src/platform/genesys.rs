@@ -100,7 +100,8 @@ pub async fn mint(
     budget: &Budget,
 ) -> Result<GenesysToken, PlatformError> {
     let url = net::join(&endpoints.login, "/oauth/token");
-    let body = exchange(PLATFORM, &url, policy, budget, || {
+    let sent = [&creds.client_id, &creds.client_secret];
+    let body = exchange(PLATFORM, &url, policy, budget, &sent, || {
         http.post(url.clone())
             .basic_auth(
                 creds.client_id.expose_secret(),
@@ -111,7 +112,7 @@ pub async fn mint(
     .await?;
     let token = parse_token(PLATFORM, &url, &body)?;
     // A client-credentials token lives 24 h unless the OAuth client says otherwise.
-    let lifetime = Duration::from_secs(token.expires_in.unwrap_or(86_400).unsigned_abs());
+    let lifetime = super::lifetime(token.expires_in, 86_400);
     tracing::debug!(
         lifetime_s = lifetime.as_secs(),
         "minted a Genesys Cloud token"
@@ -123,7 +124,7 @@ pub async fn mint(
         } else {
             token.token_type
         },
-        expires_at: SystemTime::now() + lifetime,
+        expires_at: super::expiry(lifetime),
         lifetime,
         organization: tokio::sync::OnceCell::new(),
         revoke_with: revoke_on_release.then(|| (http.clone(), endpoints.api.clone())),
@@ -153,13 +154,20 @@ impl GenesysToken {
         self.organization
             .get_or_try_init(|| async {
                 let url = net::join(api, "/api/v2/tokens/me");
-                let body = exchange(PLATFORM, &url, policy, budget, || {
-                    let req = http.get(url.clone());
-                    match bearer(&self.access_token) {
-                        Some(h) => req.header(reqwest::header::AUTHORIZATION, h),
-                        None => req,
-                    }
-                })
+                let body = exchange(
+                    PLATFORM,
+                    &url,
+                    policy,
+                    budget,
+                    &[&self.access_token],
+                    || {
+                        let req = http.get(url.clone());
+                        match bearer(&self.access_token) {
+                            Some(h) => req.header(reqwest::header::AUTHORIZATION, h),
+                            None => req,
+                        }
+                    },
+                )
                 .await?;
                 serde_json::from_slice::<TokenInfo>(&body)
                     .ok()
@@ -376,7 +384,19 @@ pub fn resolve(
             )
             .at_attr("path")
         })?;
-        (regions::region_of(&d).map(str::to_owned), Some(d))
+        // A secret must not choose where its own credential is sent: someone who can write the
+        // path but not read it would otherwise receive the credential. Only the public region
+        // domains are taken from a secret.
+        let Some(region) = regions::region_of(&d) else {
+            return Err(Problem::error(
+                "Domain from the secret is not a Genesys Cloud region",
+                format!(
+                    "The `domain` {from_secret} is {d:?}, which is not the domain of a Genesys Cloud region. Endpoints taken from a secret must be public region domains; set `domain` (or `login_url` and `api_url`) in the configuration to use any other."
+                ),
+            )
+            .at_attr("path"));
+        };
+        (Some(region.to_owned()), Some(d))
     } else {
         (None, None)
     };
@@ -538,6 +558,36 @@ mod tests {
         )
         .unwrap();
         assert_eq!((region, domain.as_deref()), (None, Some("example.org")));
+    }
+
+    #[test]
+    fn a_secret_cannot_send_its_credential_to_an_unlisted_domain() {
+        let e = resolve(
+            &cfg(|_| {}),
+            &secret(r#"{"domain":"attacker.example.com"}"#),
+            &at(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.summary,
+            "Domain from the secret is not a Genesys Cloud region"
+        );
+        assert!(
+            e.detail
+                .contains("set `domain` (or `login_url` and `api_url`) in the configuration"),
+            "{}",
+            e.detail
+        );
+        assert_eq!(e.field, Some(crate::error::Field::root("path")));
+        // The same domain from configuration is the user's choice.
+        assert!(
+            resolve(
+                &cfg(|s| s.domain = Some("attacker.example.com".into())),
+                &secret(r#"{"domain":"attacker.example.com"}"#),
+                &at(),
+            )
+            .is_ok()
+        );
     }
 
     #[test]

@@ -124,6 +124,27 @@ pub(crate) fn url_setting(raw: Option<&str>, name: &str) -> Result<Option<Url>, 
     .transpose()
 }
 
+/// The longest token life believed: Genesys Cloud's SCIM clients go up to 450 days. A longer
+/// `expires_in` is cut to this, so no date arithmetic on it can overflow.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(38_880_000);
+
+/// A token's lifetime from its `expires_in` (`default_secs` when absent), clamped to
+/// [`MAX_TOKEN_LIFETIME`].
+pub fn lifetime(expires_in: Option<i64>, default_secs: i64) -> Duration {
+    net::clamp_secs(expires_in.unwrap_or(default_secs), MAX_TOKEN_LIFETIME)
+}
+
+/// When a token that lives `lifetime` from now expires, without overflow.
+pub fn expiry(lifetime: Duration) -> std::time::SystemTime {
+    let now = std::time::SystemTime::now();
+    now.checked_add(lifetime).unwrap_or(now)
+}
+
+/// A time as RFC 3339 in UTC, to the second (how results report `expires_at`).
+pub fn rfc3339(at: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
 /// A platform error as a problem naming the platform and the credential's source.
 pub fn explain(
     e: &PlatformError,
@@ -161,6 +182,7 @@ pub fn explain(
             format!("{e}. Check the region/endpoint settings and that this machine can reach it."),
         ),
         PlatformError::Cancelled => Problem::error("Interrupted", format!("Interrupted while waiting for {platform}.")),
+        PlatformError::Internal(_) => Problem::error("Internal error", format!("{e}.")),
         _ => Problem::error(format!("Unexpected response from {platform}"), format!("{e}. The request used {origin}.")),
     }
 }
@@ -214,6 +236,10 @@ pub enum PlatformError {
     Deadline(String),
     #[error("interrupted")]
     Cancelled,
+    /// A bug: minting panicked. The pool turns the panic into this error so that one broken
+    /// mint cannot take down the waiters sharing it or later opens of the same credential.
+    #[error("internal error while minting a token ({0}); please report it")]
+    Internal(String),
 }
 
 fn describe(description: &str) -> String {
@@ -268,7 +294,9 @@ struct ErrorInfo {
 }
 
 impl ErrorInfo {
-    fn parse(body: &[u8]) -> Self {
+    /// Reads the code and description as untrusted text: control characters gone, values
+    /// that were sent in the request redacted, length capped.
+    fn parse(body: &[u8], sent: &[&str]) -> Self {
         let Ok(serde_json::Value::Object(obj)) = serde_json::from_slice::<serde_json::Value>(body)
         else {
             return ErrorInfo::default();
@@ -278,7 +306,7 @@ impl ErrorInfo {
                 .iter()
                 .filter_map(|n| obj.get(*n).and_then(serde_json::Value::as_str))
                 .find(|s| !s.trim().is_empty())
-                .map(tidy)
+                .map(|s| net::untrusted_text(s, sent, 200))
                 .unwrap_or_default()
         };
         ErrorInfo {
@@ -290,16 +318,6 @@ impl ErrorInfo {
                 "message",
             ]),
         }
-    }
-}
-
-/// A short, single-line, bounded version of a server-provided text.
-fn tidy(text: &str) -> String {
-    let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.chars().count() > 200 {
-        format!("{}…", one_line.chars().take(200).collect::<String>())
-    } else {
-        one_line
     }
 }
 
@@ -326,16 +344,18 @@ pub struct TokenBody {
 }
 
 /// Classifies a platform reply: success bodies are returned; throttling, 5xx and transport
-/// failures are retried; everything else is a permanent refusal.
+/// failures are retried; everything else is a permanent refusal. `sent` holds the values sent
+/// in the request, which are redacted from any text the reply carries.
 pub fn classify(
     platform: &'static str,
     endpoint: &Url,
     status: u16,
     body: &[u8],
     after: Option<Duration>,
+    sent: &[&str],
 ) -> Attempt<(), PlatformError> {
     let endpoint = endpoint.as_str().to_owned();
-    let err = ErrorInfo::parse(body);
+    let err = ErrorInfo::parse(body, sent);
     let description = err.description;
     // Genesys signals login throttling as 400 invalid_request "rate limit exceeded; ...".
     let login_throttle = status == 400
@@ -381,12 +401,15 @@ pub fn classify(
     }
 }
 
-/// One request with retries; returns the body of a 2xx reply (zeroed on drop).
+/// One request with retries; returns the body of a 2xx reply (zeroed on drop), read up to
+/// [`net::SMALL_BODY_LIMIT`]. `sent` holds the secret values the request carries, so that an
+/// error text echoing them is redacted.
 pub(crate) async fn exchange<F>(
     platform: &'static str,
     endpoint: &Url,
     policy: &RetryPolicy,
     budget: &Budget,
+    sent: &[&SecretString],
     build: F,
 ) -> Result<Zeroizing<Vec<u8>>, PlatformError>
 where
@@ -412,16 +435,28 @@ where
             };
             let status = resp.status().as_u16();
             let after = net::retry_after(resp.headers());
-            let body = match resp.bytes().await {
-                Ok(b) => Zeroizing::new(b.to_vec()),
-                Err(e) => {
+            let body = match net::read_body(resp, net::SMALL_BODY_LIMIT).await {
+                Ok(b) => b,
+                Err(e @ net::BodyError::TooLarge { .. }) => {
+                    return Attempt::Fail(PlatformError::BadResponse {
+                        platform,
+                        endpoint: endpoint.as_str().to_owned(),
+                        problem: e.to_string(),
+                    });
+                }
+                Err(net::BodyError::Transport(reason)) => {
                     return Attempt::Retry {
-                        error: unreachable(e),
+                        error: PlatformError::Unreachable {
+                            platform,
+                            endpoint: endpoint.as_str().to_owned(),
+                            reason,
+                        },
                         after: None,
                     };
                 }
             };
-            match classify(platform, endpoint, status, &body, after) {
+            let sent: Vec<&str> = sent.iter().map(|s| s.expose_secret()).collect();
+            match classify(platform, endpoint, status, &body, after, &sent) {
                 Attempt::Done(()) => Attempt::Done(body),
                 Attempt::Retry { error, after } => Attempt::Retry { error, after },
                 Attempt::Fail(e) => Attempt::Fail(e),
@@ -522,7 +557,7 @@ mod tests {
             (302, "", "fail: unexpected response"),
         ];
         for (status, body, want) in cases {
-            let got = kind(classify(p, &url(), status, body.as_bytes(), None));
+            let got = kind(classify(p, &url(), status, body.as_bytes(), None, &[]));
             assert!(
                 got.starts_with(want) || got.contains(want),
                 "{status}: {got}"

@@ -55,6 +55,27 @@ pub fn region_of(domain: &str) -> Option<&'static str> {
         .map(|(r, _, _)| *r)
 }
 
+/// The public NICE CXone issuers: global, FedRAMP, and the AU, EU and UK sovereign clouds.
+pub const CXONE_ISSUERS: [&str; 5] = [
+    "https://cxone.niceincontact.com",
+    "https://cxone-gov.niceincontact.com",
+    "https://nicecxone-sov1.au",
+    "https://nicecxone-sov1.eu",
+    "https://nicecxone-sov1.uk",
+];
+
+/// The known issuer `url` is (scheme and host compared, no path), if it is one.
+pub fn known_cxone_issuer(url: &url::Url) -> Option<&'static str> {
+    CXONE_ISSUERS.iter().copied().find(|known| {
+        url::Url::parse(known).is_ok_and(|k| {
+            k.scheme() == url.scheme()
+                && k.host_str() == url.host_str()
+                && url.port_or_known_default() == Some(443)
+                && url.path().trim_end_matches('/').is_empty()
+        })
+    })
+}
+
 /// The region names, for a diagnostic that lists them.
 pub fn region_names() -> String {
     GENESYS_REGIONS

@@ -114,6 +114,38 @@ impl Session {
     }
 }
 
+/// The longest lease believed: a `lease_duration` beyond a year is cut to a year, so no
+/// instant arithmetic on it can overflow.
+const MAX_LEASE: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// A lease from Vault's `lease_duration`, clamped, and when it ends (`None`: never).
+fn lease_of(lease_duration: u64) -> (Duration, Option<Instant>) {
+    let lease = Duration::from_secs(lease_duration).min(MAX_LEASE);
+    let now = Instant::now();
+    (
+        lease,
+        (lease_duration > 0).then(|| now.checked_add(lease).unwrap_or(now)),
+    )
+}
+
+/// When to renew a login token next: at two thirds of its lease, while renewal still gains
+/// something (a lease capped by the token's max TTL shrinks to a few seconds).
+fn renew_delay(lease: Duration, renewable: bool) -> Option<Duration> {
+    (renewable && lease > Duration::from_secs(3)).then(|| lease.mul_f64(2.0 / 3.0))
+}
+
+/// What a login or renewal answer's numbers become (for the fuzz target): never a panic.
+pub fn fuzz_login(body: &[u8]) {
+    if let Some(auth) = serde_json::from_slice::<AuthBody>(body)
+        .ok()
+        .and_then(|b| b.auth)
+    {
+        let (lease, _) = lease_of(auth.lease_duration);
+        assert!(lease <= MAX_LEASE);
+        let _ = renew_delay(lease, auth.renewable);
+    }
+}
+
 /// The `auth` part of a login or renew response.
 #[derive(serde::Deserialize)]
 struct AuthBody {
@@ -164,6 +196,7 @@ impl Inner {
         query: Option<(&str, String)>,
         body: Option<Zeroizing<String>>,
         token: Option<&SecretString>,
+        limit: usize,
     ) -> Result<(Reply, Option<Duration>), VaultError> {
         let url = net::join(&self.address, &format!("/v1/{api_path}"));
         let mut req = self
@@ -191,7 +224,17 @@ impl Inner {
         let resp = req.send().await.map_err(unreachable)?;
         let status = resp.status();
         let after = net::retry_after(resp.headers());
-        let body = Zeroizing::new(resp.bytes().await.map_err(unreachable)?.to_vec());
+        let body = net::read_body(resp, limit).await.map_err(|e| match e {
+            net::BodyError::TooLarge { limit } => VaultError::TooLarge {
+                address: self.address(),
+                what: format!("/v1/{api_path}"),
+                limit: net::human_size(limit),
+            },
+            net::BodyError::Transport(reason) => VaultError::Unreachable {
+                address: self.address(),
+                reason,
+            },
+        })?;
         Ok((Reply { status, body }, after))
     }
 
@@ -277,7 +320,18 @@ impl Inner {
             let body = body.clone();
             let path = path.as_str();
             async move {
-                match self.send(Method::POST, path, None, Some(body), None).await {
+                match self
+                    .send(
+                        Method::POST,
+                        path,
+                        None,
+                        Some(body),
+                        None,
+                        net::SMALL_BODY_LIMIT,
+                    )
+                    .await
+                {
+                    Err(e @ VaultError::TooLarge { .. }) => Attempt::Fail(e),
                     Err(e) => Attempt::Retry {
                         error: e,
                         after: None,
@@ -313,11 +367,11 @@ impl Inner {
                 self.login_error(mount, "the response has no auth.client_token".to_owned())
             })?;
         tracing::info!(method, mount = %mount, ttl_s = auth.lease_duration, renewable = auth.renewable, "logged in to Vault");
-        let lease = Duration::from_secs(auth.lease_duration);
+        let (lease, expires) = lease_of(auth.lease_duration);
         Ok(Session {
             token: auth.client_token,
             login: true,
-            expires: (auth.lease_duration > 0).then(|| Instant::now() + lease),
+            expires,
             lease,
         })
     }
@@ -397,6 +451,7 @@ impl Inner {
                 None,
                 Some(json_body(serde_json::json!({}))),
                 Some(&token),
+                net::SMALL_BODY_LIMIT,
             )
             .await;
         let info = match res {
@@ -423,11 +478,8 @@ impl Inner {
         let session = s
             .as_mut()
             .filter(|s| s.token.expose_secret() == token.expose_secret())?;
-        session.lease = Duration::from_secs(info.lease_duration);
-        session.expires = (info.lease_duration > 0).then(|| Instant::now() + session.lease);
-        // Renewal can be capped by the token's max TTL: stop when there is nothing left to gain.
-        (info.renewable && info.lease_duration > 3)
-            .then(|| Duration::from_secs(info.lease_duration).mul_f64(2.0 / 3.0))
+        (session.lease, session.expires) = lease_of(info.lease_duration);
+        renew_delay(session.lease, info.renewable)
     }
 
     pub(super) async fn shutdown(&self) {
@@ -456,6 +508,7 @@ impl Inner {
             None,
             Some(json_body(serde_json::json!({}))),
             Some(token),
+            net::SMALL_BODY_LIMIT,
         );
         match tokio::time::timeout(Duration::from_secs(1), revoke).await {
             Ok(Ok((reply, _))) if reply.status.is_success() => Ok(()),
@@ -467,5 +520,43 @@ impl Inner {
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err("timed out".to_owned()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leases_are_clamped_and_renewed_at_two_thirds() {
+        let (lease, expires) = lease_of(u64::MAX);
+        assert_eq!(lease, MAX_LEASE);
+        assert!(expires.is_some());
+        let (lease, expires) = lease_of(0);
+        assert_eq!((lease, expires), (Duration::ZERO, None));
+        let (lease, _) = lease_of(3600);
+        assert_eq!(renew_delay(lease, true), Some(Duration::from_secs(2400)));
+        assert_eq!(renew_delay(lease, false), None);
+        // A lease shrunk by the max TTL is not renewed again: a new login follows.
+        assert_eq!(renew_delay(Duration::from_secs(3), true), None);
+        assert_eq!(
+            renew_delay(MAX_LEASE, true),
+            Some(MAX_LEASE.mul_f64(2.0 / 3.0))
+        );
+    }
+
+    #[test]
+    fn a_session_is_fresh_until_its_margin() {
+        let s = |left: u64, lease: u64| Session {
+            token: SecretString::from("t"),
+            login: true,
+            expires: Some(Instant::now() + Duration::from_secs(left)),
+            lease: Duration::from_secs(lease),
+        };
+        assert!(s(3600, 3600).fresh());
+        assert!(s(6, 3600).fresh(), "margin is at most 5 s");
+        assert!(!s(4, 3600).fresh());
+        assert!(!s(2, 12).fresh(), "margin is a quarter of a short lease");
+        assert!(s(4, 12).fresh());
     }
 }

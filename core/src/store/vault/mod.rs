@@ -17,6 +17,8 @@ use zeroize::Zeroizing;
 
 use crate::net::{self, Attempt, Budget, GaveUp, RetryPolicy};
 
+#[doc(hidden)]
+pub use auth::fuzz_login;
 pub use auth::{AuthMethod, SecretSource};
 pub(crate) use cache::SecretCache;
 pub(crate) use kv::{KvMetadata, KvSecret};
@@ -69,6 +71,14 @@ pub(crate) enum VaultError {
         address: String,
         what: String,
         problem: String,
+    },
+    #[error(
+        "Vault at {address} answered {what} with a body larger than the {limit} limit; refusing it"
+    )]
+    TooLarge {
+        address: String,
+        what: String,
+        limit: String,
     },
     #[error("no Vault token is configured")]
     NoToken,
@@ -152,12 +162,7 @@ pub fn error_message(body: &[u8]) -> String {
         }
         _ => msg,
     };
-    let one_line = msg.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.chars().count() > 300 {
-        format!("{}…", one_line.chars().take(300).collect::<String>())
-    } else {
-        one_line
-    }
+    net::untrusted_text(&msg, &[], 300)
 }
 
 /// A response status and its body, which may hold secrets and is zeroed when dropped.
@@ -224,9 +229,17 @@ impl VaultClient {
                 };
                 match self
                     .inner
-                    .send(method, api_path, query, body, Some(&token))
+                    .send(
+                        method,
+                        api_path,
+                        query,
+                        body,
+                        Some(&token),
+                        net::STORE_BODY_LIMIT,
+                    )
                     .await
                 {
+                    Err(e @ VaultError::TooLarge { .. }) => Attempt::Fail(e),
                     Err(e) => Attempt::Retry {
                         error: e,
                         after: None,
