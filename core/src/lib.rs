@@ -15,6 +15,7 @@ pub mod pool;
 pub mod process;
 pub mod settings;
 pub mod store;
+pub mod vocabulary;
 
 pub use error::{Field, Problem, Severity};
 pub use mint::{Core, Minted, Options, Source};

@@ -29,33 +29,7 @@ pub fn decode<T: DeserializeOwned>(value: &Value) -> Result<T, Diagnostic> {
     })
 }
 
-/// The field names `T` reads (from its derived `Deserialize`), in declaration order.
-pub fn field_names<T: DeserializeOwned>() -> Vec<&'static str> {
-    struct Names(Vec<&'static str>);
-    impl<'de> de::Deserializer<'de> for &mut Names {
-        type Error = de::value::Error;
-        fn deserialize_any<V: Visitor<'de>>(self, _v: V) -> Result<V::Value, Self::Error> {
-            Err(de::Error::custom("not a struct"))
-        }
-        fn deserialize_struct<V: Visitor<'de>>(
-            self,
-            _name: &'static str,
-            fields: &'static [&'static str],
-            _v: V,
-        ) -> Result<V::Value, Self::Error> {
-            self.0.extend_from_slice(fields);
-            Err(de::Error::custom("names taken"))
-        }
-        forward_to_deserialize_any! {
-            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
-            ignored_any
-        }
-    }
-    let mut n = Names(Vec::new());
-    let _ = T::deserialize(&mut n);
-    n.0
-}
+pub use ccsecrets_core::vocabulary::field_names;
 
 #[derive(Debug)]
 struct Error {

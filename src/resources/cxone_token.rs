@@ -6,22 +6,21 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ccsecrets_core::mint;
-use ccsecrets_core::platform::cxone::{Cxone, CxoneSettings, DEFAULT_ISSUER, KEYS, PLATFORM};
+use ccsecrets_core::platform::cxone::{Cxone, CxoneSettings};
 use ccsecrets_core::pool::Pools;
+use ccsecrets_core::vocabulary;
 
 use super::Context;
 use super::attr::*;
 use super::{
-    close_lease, expiry_values, handle_of, options, private_bytes, rotation_attributes, source,
-    source_attributes, source_results, token_attributes, validate_reuse, validate_source,
+    block_of, close_lease, expiry_values, handle_of, options, private_bytes, source,
+    source_results, validate_reuse, validate_source,
 };
 use crate::framework::{
-    Attribute, Block, Config, Diagnostics, EphemeralResource, Opened, Schema, Type, Value, decode,
-    prefill,
+    Config, Diagnostics, EphemeralResource, Opened, Schema, Value, decode, prefill,
 };
 
 const ISSUER: &str = "issuer";
-const EXPECTED_TENANT_ID: &str = "expected_tenant_id";
 const TENANT_ID: &str = "tenant_id";
 const AREA: &str = "area";
 const API_ENDPOINT: &str = "api_endpoint";
@@ -41,47 +40,7 @@ impl CxoneTokenResource {
 }
 
 fn schema() -> Schema {
-    let mut attrs = source_attributes(
-        "the access key and application credentials (keys `access_key_id`, `access_key_secret`, `client_id`, `client_secret`, optionally `issuer`)",
-        "cxone/prod/pipeline",
-    );
-    for (name, default) in KEYS {
-        attrs.push(Attribute::optional_computed(
-            name,
-            Type::String,
-            format!(
-                "Key of the secret that holds the {}. Default `{default}`.",
-                default.replace('_', " ")
-            ),
-        ));
-    }
-    attrs.extend([
-        Attribute::optional_computed(ISSUER, Type::String, format!("CXone authentication issuer (token endpoint `<issuer>/auth/token`), e.g. `https://cxone-gov.niceincontact.com` for FedRAMP. When not set, the secret's `issuer` key, else `{DEFAULT_ISSUER}`. https is required except to loopback hosts.")),
-        Attribute::optional(EXPECTED_TENANT_ID, Type::String, "When set, the token's `tenantId` claim must equal it; otherwise the open fails. Guards against using one environment's access key in another."),
-    ]);
-    attrs.extend(rotation_attributes(PLATFORM));
-    attrs.extend(token_attributes(PLATFORM));
-    attrs.extend([
-        Attribute::computed(
-            TENANT_ID,
-            Type::String,
-            "The tenant id, from the token's `tenantId` claim.",
-        ),
-        Attribute::computed(
-            AREA,
-            Type::String,
-            "The tenant's area (e.g. `na1`), from the cxone-configuration discovery document.",
-        ),
-        Attribute::computed(
-            API_ENDPOINT,
-            Type::String,
-            "The tenant's API base URL (e.g. `https://api-na1.niceincontact.com`), from discovery.",
-        ),
-    ]);
-    Schema::new(Block::new(
-        "Mints a NICE CXone access token (OAuth password grant with an access key) from credentials stored in Vault, and discovers the tenant's API endpoint. The token is an ephemeral value, never written to plan or state. CXone documents no revocation for these tokens; they expire after their lifetime (one hour by default).",
-        attrs,
-    ))
+    Schema::new(block_of(&vocabulary::cxone_token()))
 }
 
 #[async_trait]

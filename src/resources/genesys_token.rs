@@ -6,29 +6,26 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ccsecrets_core::mint;
-use ccsecrets_core::platform::genesys::{Genesys, GenesysSettings, PLATFORM};
-use ccsecrets_core::platform::regions;
+use ccsecrets_core::platform::genesys::{Genesys, GenesysSettings};
 use ccsecrets_core::pool::Pools;
+use ccsecrets_core::vocabulary;
 
 use super::Context;
 use super::attr::*;
 use super::{
-    close_lease, expiry_values, handle_of, options, private_bytes, rotation_attributes, source,
-    source_attributes, source_results, token_attributes, validate_reuse, validate_source,
+    block_of, close_lease, expiry_values, handle_of, options, private_bytes, source,
+    source_results, validate_reuse, validate_source,
 };
 use crate::framework::{
-    Attribute, Block, Config, Diagnostics, EphemeralResource, Opened, Schema, Type, Value, decode,
-    prefill,
+    Config, Diagnostics, EphemeralResource, Opened, Schema, Value, decode, prefill,
 };
 
 const CLIENT_ID_KEY: &str = "client_id_key";
 const CLIENT_SECRET_KEY: &str = "client_secret_key";
 const REGION: &str = "region";
 const DOMAIN: &str = "domain";
-const LOGIN_URL: &str = "login_url";
 const API_URL: &str = "api_url";
 const REVOKE_ON_CLOSE: &str = "revoke_on_close";
-const EXPECTED_ORGANIZATION_ID: &str = "expected_organization_id";
 const ORGANIZATION_ID: &str = "organization_id";
 /// Private-bytes tag.
 const TAG: u8 = b'G';
@@ -46,31 +43,7 @@ impl GenesysTokenResource {
 }
 
 fn schema() -> Schema {
-    let mut attrs = source_attributes(
-        "the OAuth client (keys `client_id` and `client_secret`, optionally `region` or `domain`)",
-        "genesys/prod/pipeline",
-    );
-    attrs.extend([
-        Attribute::optional_computed(CLIENT_ID_KEY, Type::String, "Key of the secret that holds the OAuth client ID. Default `client_id`."),
-        Attribute::optional_computed(CLIENT_SECRET_KEY, Type::String, "Key of the secret that holds the OAuth client secret. Default `client_secret`."),
-        Attribute::optional_computed(REGION, Type::String, format!("Genesys Cloud region, named as the genesyscloud provider's `aws_region` (e.g. `us-east-1`). When neither `region` nor `domain` is set, the secret's `region` or `domain` key is used. One of: {}.", regions::region_names())),
-        Attribute::optional_computed(DOMAIN, Type::String, "Genesys Cloud domain instead of a region, e.g. `mypurecloud.com` (tokens from `login.<domain>`, API at `api.<domain>`)."),
-        Attribute::optional(LOGIN_URL, Type::String, "Override of the token endpoint's base URL (scheme, host, port; `/oauth/token` is appended), for gateways and tests. https is required except to loopback hosts."),
-        Attribute::optional_computed(API_URL, Type::String, "Base URL of the Genesys Cloud API (`/api/v2/...` is appended): `https://api.<domain>` unless overridden. Used for revocation and the organization check."),
-        Attribute::optional_computed(REVOKE_ON_CLOSE, Type::Bool, "Revoke the token (`DELETE /api/v2/tokens/me`) when the last block using it closes, or when Terraform ends the provider. Default `true`."),
-        Attribute::optional(EXPECTED_ORGANIZATION_ID, Type::String, "When set, the organization of the minted token (from `GET /api/v2/tokens/me`) must have this id; otherwise the open fails and the token is released (revoked unless `revoke_on_close = false`). Guards against using one environment's credentials in another."),
-    ]);
-    attrs.extend(rotation_attributes(PLATFORM));
-    attrs.extend(token_attributes(PLATFORM));
-    attrs.push(Attribute::computed(
-        ORGANIZATION_ID,
-        Type::String,
-        "The token's organization id, when `expected_organization_id` is set (null otherwise).",
-    ));
-    Schema::new(Block::new(
-        "Mints a Genesys Cloud OAuth token (client-credentials grant) from an OAuth client stored in Vault. The token is handed to Terraform as an ephemeral value, typically to the genesyscloud provider's `access_token`, and never written to plan or state. Blocks that need the same token share one token request within one provider process (Terraform starts a new process for each plan and apply).",
-        attrs,
-    ))
+    Schema::new(block_of(&vocabulary::genesys_token()))
 }
 
 #[async_trait]

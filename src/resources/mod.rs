@@ -12,9 +12,11 @@ use std::time::{Duration, SystemTime};
 
 use ccsecrets_core::mint::{self, Options, Source};
 use ccsecrets_core::pool::{DEFAULT_REUSE_PERCENT, Pools};
+use ccsecrets_core::vocabulary::{Kind, Role, Words};
 
 use crate::framework::{
-    Attribute, Config, DataSource, Diagnostic, Diagnostics, EphemeralResource, Type, Value,
+    Attribute, Block, Config, DataSource, Diagnostic, Diagnostics, EphemeralResource, NestedBlock,
+    Type, Value,
 };
 
 /// Everything an operation needs, built by the provider's `configure`: the core (store,
@@ -57,75 +59,32 @@ pub(crate) mod attr {
 }
 use attr::*;
 
-/// `mount`, `path` and `version`: where a resource's secret lives in KV v2.
-fn source_attributes(what: &str, example_path: &str) -> Vec<Attribute> {
-    vec![
-        Attribute::optional_computed(
-            MOUNT,
-            Type::String,
-            "Mount path of the KV version 2 secrets engine. Default `secret`.",
-        ),
-        Attribute::required(
-            PATH,
-            Type::String,
-            format!(
-                "Path of the secret holding {what}, within the mount (e.g. `{example_path}`). May contain `{{environment}}`, replaced by the provider's `environment`."
-            ),
-        ),
-        Attribute::optional_computed(
-            VERSION,
-            Type::Number,
-            "KV version to read. When not set, the latest version is read and its number is reported here.",
-        ),
-    ]
-}
-
-/// `rotation_fallback` and `credential_version`, for the token resources.
-fn rotation_attributes(platform: &str) -> Vec<Attribute> {
-    vec![
-        Attribute::optional_computed(
-            ROTATION_FALLBACK,
-            Type::Bool,
-            format!(
-                "When {platform} rejects the credential in the latest version as invalid, try the previous live version once and succeed with a warning naming both. Never used when `version` is set, nor for any other error. Default `true`."
-            ),
-        ),
-        Attribute::computed(
-            CREDENTIAL_VERSION,
-            Type::Number,
-            "The KV version whose credential produced the token (differs from `version` only during a rotation).",
-        ),
-        Attribute::optional_computed(
-            REUSE_PERCENT,
-            Type::Number,
-            format!(
-                "Blocks that need the same token share one; a token already held is handed out again only while more than this share (percent, 0 to 100) of its lifetime is left, otherwise a fresh one is minted. The consumer of a token cannot renew it, so a block opened late in a long run must not get one about to expire. Default {DEFAULT_REUSE_PERCENT}."
-            ),
-        ),
-    ]
-}
-
-/// The token results shared by the token resources.
-fn token_attributes(platform: &str) -> Vec<Attribute> {
-    vec![
-        Attribute::computed(
-            ACCESS_TOKEN,
-            Type::String,
-            format!("The {platform} access token. Never stored in plan or state."),
-        )
-        .sensitive(),
-        Attribute::computed(TOKEN_TYPE, Type::String, "The token type, e.g. `bearer`."),
-        Attribute::computed(
-            EXPIRES_IN,
-            Type::Number,
-            "Seconds of life the token had left when it was handed out.",
-        ),
-        Attribute::computed(
-            EXPIRES_AT,
-            Type::String,
-            "When the token expires, in RFC 3339 format (UTC).",
-        ),
-    ]
+/// A block of the provider's schema from the core's words (the one vocabulary): names,
+/// types, roles and descriptions are the command line's too.
+pub(crate) fn block_of(words: &Words) -> Block {
+    let attributes = words
+        .terms
+        .iter()
+        .map(|t| {
+            let ty = match t.kind {
+                Kind::String => Type::String,
+                Kind::Number => Type::Number,
+                Kind::Bool => Type::Bool,
+                Kind::StringMap => Type::map_of_strings(),
+            };
+            let a = match t.role {
+                Role::Required => Attribute::required(t.name, ty, t.doc.clone()),
+                Role::Optional => Attribute::optional(t.name, ty, t.doc.clone()),
+                Role::Defaulted => Attribute::optional_computed(t.name, ty, t.doc.clone()),
+                Role::Result => Attribute::computed(t.name, ty, t.doc.clone()),
+            };
+            if t.sensitive { a.sensitive() } else { a }
+        })
+        .collect();
+    words.blocks.iter().fold(
+        Block::new(words.doc.clone(), attributes),
+        |b, (name, nested)| b.with_block(NestedBlock::single(name, block_of(nested))),
+    )
 }
 
 /// Checks `mount`, `path` and `version` as far as they are known.

@@ -4,14 +4,12 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
-use ccsecrets_core::mint;
+use ccsecrets_core::{mint, vocabulary};
 
 use super::Context;
 use super::attr::*;
-use super::{source, source_attributes, validate_source};
-use crate::framework::{
-    Attribute, Block, Config, Diagnostics, EphemeralResource, Opened, Schema, Type, Value, prefill,
-};
+use super::{block_of, source, validate_source};
+use crate::framework::{Config, Diagnostics, EphemeralResource, Opened, Schema, Value, prefill};
 
 const DATA: &str = "data";
 const DATA_JSON: &str = "data_json";
@@ -19,17 +17,7 @@ const DATA_JSON: &str = "data_json";
 pub(super) struct VaultSecret;
 
 fn schema() -> Schema {
-    let mut attrs = source_attributes("the values to read", "contact-center/prod/webhook");
-    attrs.extend([
-        Attribute::computed(DATA, Type::map_of_strings(), "The secret's key/value pairs. Values that are not strings in Vault are given as JSON text.").sensitive(),
-        Attribute::computed(DATA_JSON, Type::String, "The whole secret as a JSON object, with its original value types; decode with `jsondecode`.").sensitive(),
-        Attribute::computed(CREATED_TIME, Type::String, "When the version read was written (RFC 3339)."),
-        Attribute::computed(CUSTOM_METADATA, Type::map_of_strings(), "The secret's KV custom metadata (not secret)."),
-    ]);
-    Schema::new(Block::new(
-        "Reads a secret from a Vault or OpenBao KV version 2 secrets engine as an ephemeral value: usable in provider blocks and write-only arguments, never written to plan or state.",
-        attrs,
-    ))
+    Schema::new(block_of(&vocabulary::vault_secret()))
 }
 
 #[async_trait]
