@@ -241,6 +241,31 @@ pub struct Options {
     pub reuse_percent: u8,
 }
 
+impl Options {
+    /// The options a block's `rotation_fallback` and `reuse_min_remaining_percent` settings
+    /// ask for (defaults when absent; a percent outside 0..=100 is clamped, after
+    /// [`validate_reuse`] had its say).
+    pub fn from_settings(rotation_fallback: Option<bool>, reuse_percent: Option<i64>) -> Self {
+        Options {
+            rotation_fallback: rotation_fallback.unwrap_or(true),
+            reuse_percent: reuse_percent
+                .and_then(|p| u8::try_from(p.clamp(0, 100)).ok())
+                .unwrap_or(crate::pool::DEFAULT_REUSE_PERCENT),
+        }
+    }
+}
+
+/// Checks `reuse_min_remaining_percent`.
+pub fn validate_reuse(reuse_percent: Option<i64>) -> Option<Problem> {
+    reuse_percent.filter(|p| !(0..=100).contains(p)).map(|_| {
+        Problem::error(
+            "Invalid reuse_min_remaining_percent",
+            "`reuse_min_remaining_percent` must be a whole number from 0 to 100.",
+        )
+        .at_attr("reuse_min_remaining_percent")
+    })
+}
+
 /// A token lent to one open, with what the result reports.
 #[derive(Debug)]
 pub struct Minted<P: Platform> {
@@ -398,6 +423,84 @@ pub async fn mint<P: Platform>(
             Err(p)
         }
     }
+}
+
+/// A result value, as every front end hands it on (a Terraform value, an environment
+/// variable, a line on stdout).
+#[derive(Clone)]
+pub enum Output {
+    /// Not known or not applicable.
+    Null,
+    /// Plain text.
+    Text(String),
+    /// A secret (a token, a secret's value).
+    Secret(secrecy::SecretString),
+    /// A whole number.
+    Number(i64),
+    /// true or false.
+    Bool(bool),
+    /// A map (a secret's key/value pairs, custom metadata).
+    Map(BTreeMap<String, Output>),
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Output::Null => f.write_str("null"),
+            Output::Text(t) => write!(f, "{t:?}"),
+            Output::Secret(_) => f.write_str("(sensitive)"),
+            Output::Number(n) => write!(f, "{n}"),
+            Output::Bool(b) => write!(f, "{b}"),
+            Output::Map(m) => f.debug_map().entries(m).finish(),
+        }
+    }
+}
+
+impl Output {
+    /// Text, or null when absent.
+    pub fn text(value: Option<String>) -> Self {
+        value.map_or(Output::Null, Output::Text)
+    }
+}
+
+/// The results of a token open, under the words of [`crate::vocabulary`]: where the secret
+/// was read, which version produced the token, the platform's own results, and the expiry.
+pub fn token_outputs<P: Platform>(
+    minted: &Minted<P>,
+    src: &Source,
+    options: Options,
+) -> Vec<(&'static str, Output)> {
+    let mut out = vec![
+        ("mount", Output::Text(src.at.mount.clone())),
+        (
+            "version",
+            Output::Number(src.version.unwrap_or(minted.latest)),
+        ),
+        ("rotation_fallback", Output::Bool(options.rotation_fallback)),
+        (
+            "reuse_min_remaining_percent",
+            Output::Number(i64::from(options.reuse_percent)),
+        ),
+        ("credential_version", Output::Number(minted.used)),
+    ];
+    out.extend(P::outputs(
+        &minted.request,
+        &minted.lease.token,
+        minted.identity.as_deref(),
+    ));
+    let expires_at = minted.lease.token.expires_at();
+    let left = expires_at
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or(Duration::ZERO)
+        .as_secs();
+    out.extend([
+        (
+            "expires_in",
+            Output::Number(i64::try_from(left).unwrap_or(i64::MAX)),
+        ),
+        ("expires_at", Output::Text(platform::rfc3339(expires_at))),
+    ]);
+    out
 }
 
 /// Tokens that live less than this get a warning: a consumer that cannot refresh them may

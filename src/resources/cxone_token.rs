@@ -11,19 +11,12 @@ use ccsecrets_core::pool::Pools;
 use ccsecrets_core::vocabulary;
 
 use super::Context;
-use super::attr::*;
 use super::{
-    block_of, close_lease, expiry_values, handle_of, options, private_bytes, source,
-    source_results, validate_reuse, validate_source,
+    block_of, close_lease, handle_of, options, private_bytes, source, token_result, validate_reuse,
+    validate_source,
 };
-use crate::framework::{
-    Config, Diagnostics, EphemeralResource, Opened, Schema, Value, decode, prefill,
-};
+use crate::framework::{Config, Diagnostics, EphemeralResource, Opened, Schema, decode};
 
-const ISSUER: &str = "issuer";
-const TENANT_ID: &str = "tenant_id";
-const AREA: &str = "area";
-const API_ENDPOINT: &str = "api_endpoint";
 /// Private-bytes tag.
 const TAG: u8 = b'C';
 
@@ -70,28 +63,8 @@ impl EphemeralResource<Context> for CxoneTokenResource {
         let minted = mint::mint::<Cxone>(&ctx.core, &settings, &src, options)
             .await
             .map_err(Diagnostics::from)?;
-        let (token, r) = (&minted.lease.token, &minted.request);
-        let mut computed: Vec<(&str, Value)> =
-            source_results(&src, options, minted.latest, minted.used).into();
-        computed.extend(
-            r.keys
-                .iter()
-                .map(|(attr, key)| (*attr, Value::from(key.clone()))),
-        );
-        computed.extend([
-            (
-                ISSUER,
-                Value::from(r.issuer.as_str().trim_end_matches('/').to_owned()),
-            ),
-            (ACCESS_TOKEN, Value::Secret(token.access_token.clone())),
-            (TOKEN_TYPE, Value::from(token.token_type.clone())),
-            (TENANT_ID, Value::from(token.tenant_id.clone())),
-            (AREA, Value::from(token.area.clone())),
-            (API_ENDPOINT, Value::from(token.api_endpoint.clone())),
-        ]);
-        computed.extend(expiry_values(token.expires_at));
         Ok(Opened {
-            result: prefill(config, computed),
+            result: token_result(config, &minted, &src, options),
             private: Some(private_bytes(TAG, minted.lease.handle)),
             renew_at: None,
             warnings: minted.warnings.into(),

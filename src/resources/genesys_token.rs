@@ -11,22 +11,12 @@ use ccsecrets_core::pool::Pools;
 use ccsecrets_core::vocabulary;
 
 use super::Context;
-use super::attr::*;
 use super::{
-    block_of, close_lease, expiry_values, handle_of, options, private_bytes, source,
-    source_results, validate_reuse, validate_source,
+    block_of, close_lease, handle_of, options, private_bytes, source, token_result, validate_reuse,
+    validate_source,
 };
-use crate::framework::{
-    Config, Diagnostics, EphemeralResource, Opened, Schema, Value, decode, prefill,
-};
+use crate::framework::{Config, Diagnostics, EphemeralResource, Opened, Schema, decode};
 
-const CLIENT_ID_KEY: &str = "client_id_key";
-const CLIENT_SECRET_KEY: &str = "client_secret_key";
-const REGION: &str = "region";
-const DOMAIN: &str = "domain";
-const API_URL: &str = "api_url";
-const REVOKE_ON_CLOSE: &str = "revoke_on_close";
-const ORGANIZATION_ID: &str = "organization_id";
 /// Private-bytes tag.
 const TAG: u8 = b'G';
 
@@ -73,26 +63,8 @@ impl EphemeralResource<Context> for GenesysTokenResource {
         let minted = mint::mint::<Genesys>(&ctx.core, &settings, &src, options)
             .await
             .map_err(Diagnostics::from)?;
-        let (token, r) = (&minted.lease.token, &minted.request);
-        let mut computed: Vec<(&str, Value)> =
-            source_results(&src, options, minted.latest, minted.used).into();
-        computed.extend([
-            (CLIENT_ID_KEY, Value::from(r.keys.0.clone())),
-            (CLIENT_SECRET_KEY, Value::from(r.keys.1.clone())),
-            (REGION, Value::opt_string(r.region.clone())),
-            (DOMAIN, Value::opt_string(r.domain.clone())),
-            (
-                API_URL,
-                Value::from(r.endpoints.api.as_str().trim_end_matches('/').to_owned()),
-            ),
-            (REVOKE_ON_CLOSE, Value::from(r.revoke)),
-            (ACCESS_TOKEN, Value::Secret(token.access_token.clone())),
-            (TOKEN_TYPE, Value::from(token.token_type.clone())),
-            (ORGANIZATION_ID, Value::opt_string(minted.identity.clone())),
-        ]);
-        computed.extend(expiry_values(token.expires_at));
         Ok(Opened {
-            result: prefill(config, computed),
+            result: token_result(config, &minted, &src, options),
             private: Some(private_bytes(TAG, minted.lease.handle)),
             renew_at: None,
             warnings: minted.warnings.into(),
@@ -110,6 +82,7 @@ impl EphemeralResource<Context> for GenesysTokenResource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::framework::Value;
 
     #[test]
     fn settings_fields_match_the_schema_attributes_one_to_one() {
@@ -119,9 +92,9 @@ mod tests {
     #[test]
     fn validate_refuses_region_and_domain_together() {
         let cfg = Config::new(Value::object([
-            (PATH, Value::from("p")),
-            (REGION, Value::from("us-east-1")),
-            (DOMAIN, Value::from("mypurecloud.com")),
+            ("path", Value::from("p")),
+            ("region", Value::from("us-east-1")),
+            ("domain", Value::from("mypurecloud.com")),
         ]));
         let d = GenesysTokenResource::new(&Arc::new(Pools::default())).validate(&cfg);
         let first = d.iter().next().unwrap();

@@ -8,15 +8,15 @@ mod vault_secret;
 mod vault_secret_metadata;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use ccsecrets_core::mint::{self, Options, Source};
-use ccsecrets_core::pool::{DEFAULT_REUSE_PERCENT, Pools};
+use ccsecrets_core::mint::{self, Options, Output, Source};
+use ccsecrets_core::pool::Pools;
 use ccsecrets_core::vocabulary::{Kind, Role, Words};
 
 use crate::framework::{
     Attribute, Block, Config, DataSource, Diagnostic, Diagnostics, EphemeralResource, NestedBlock,
-    Type, Value,
+    Type, Value, prefill,
 };
 
 /// Everything an operation needs, built by the provider's `configure`: the core (store,
@@ -49,11 +49,6 @@ pub(crate) mod attr {
     pub(crate) const VERSION: &str = "version";
     pub(crate) const ROTATION_FALLBACK: &str = "rotation_fallback";
     pub(crate) const REUSE_PERCENT: &str = "reuse_min_remaining_percent";
-    pub(crate) const CREDENTIAL_VERSION: &str = "credential_version";
-    pub(crate) const ACCESS_TOKEN: &str = "access_token";
-    pub(crate) const TOKEN_TYPE: &str = "token_type";
-    pub(crate) const EXPIRES_IN: &str = "expires_in";
-    pub(crate) const EXPIRES_AT: &str = "expires_at";
     pub(crate) const CUSTOM_METADATA: &str = "custom_metadata";
     pub(crate) const CREATED_TIME: &str = "created_time";
 }
@@ -112,13 +107,10 @@ fn validate_source(config: &Config) -> Diagnostics {
 fn validate_reuse(config: &Config) -> Diagnostics {
     match config.int(REUSE_PERCENT) {
         Err(e) => e.into(),
-        Ok(Some(p)) if !(0..=100).contains(&p) => Diagnostic::error(
-            "Invalid reuse_min_remaining_percent",
-            "`reuse_min_remaining_percent` must be a whole number from 0 to 100.",
-        )
-        .at(config.path(REUSE_PERCENT))
-        .into(),
-        _ => Diagnostics::new(),
+        Ok(p) => mint::validate_reuse(p)
+            .into_iter()
+            .collect::<Vec<_>>()
+            .into(),
     }
 }
 
@@ -139,49 +131,38 @@ fn source(config: &Config, ctx: &Context) -> Result<Source, Diagnostics> {
 
 /// The token-open options of a configuration.
 fn options(config: &Config) -> Options {
-    Options {
-        rotation_fallback: config.bool(ROTATION_FALLBACK).unwrap_or(true),
-        reuse_percent: config
-            .int(REUSE_PERCENT)
-            .ok()
-            .flatten()
-            .and_then(|p| u8::try_from(p.clamp(0, 100)).ok())
-            .unwrap_or(DEFAULT_REUSE_PERCENT),
+    Options::from_settings(
+        config.bool(ROTATION_FALLBACK),
+        config.int(REUSE_PERCENT).ok().flatten(),
+    )
+}
+
+/// A core output as a Terraform value.
+fn value_of(output: Output) -> Value {
+    match output {
+        Output::Null => Value::Null,
+        Output::Text(t) => Value::from(t),
+        Output::Secret(s) => Value::Secret(s),
+        Output::Number(n) => Value::from(n),
+        Output::Bool(b) => Value::from(b),
+        Output::Map(m) => Value::Map(m.into_iter().map(|(k, v)| (k, value_of(v))).collect()),
     }
 }
 
-/// The results every token resource computes from its source and options.
-fn source_results(
+/// The result of a token open: the configuration echoed back, with every word the core
+/// reports filled in where the configuration left it null.
+fn token_result<P: ccsecrets_core::platform::Platform>(
+    config: &Config,
+    minted: &mint::Minted<P>,
     src: &Source,
     options: Options,
-    latest: i64,
-    used: i64,
-) -> [(&'static str, Value); 5] {
-    [
-        (MOUNT, Value::from(src.at.mount.clone())),
-        (VERSION, Value::from(src.version.unwrap_or(latest))),
-        (ROTATION_FALLBACK, Value::from(options.rotation_fallback)),
-        (REUSE_PERCENT, Value::from(i64::from(options.reuse_percent))),
-        (CREDENTIAL_VERSION, Value::from(used)),
-    ]
-}
-
-/// Seconds left and the RFC 3339 expiry time of a token.
-fn expiry_values(expires_at: SystemTime) -> [(&'static str, Value); 2] {
-    let left = expires_at
-        .duration_since(SystemTime::now())
-        .unwrap_or(Duration::ZERO)
-        .as_secs();
-    [
-        (
-            EXPIRES_IN,
-            Value::from(i64::try_from(left).unwrap_or(i64::MAX)),
-        ),
-        (
-            EXPIRES_AT,
-            Value::from(ccsecrets_core::platform::rfc3339(expires_at)),
-        ),
-    ]
+) -> Value {
+    prefill(
+        config,
+        mint::token_outputs(minted, src, options)
+            .into_iter()
+            .map(|(name, o)| (name, value_of(o))),
+    )
 }
 
 /// Private bytes of a token resource: a tag and the pool lease handle. Never a secret.

@@ -63,10 +63,22 @@ impl Provider for GenesysCloudConsumer {
                 detail,
             ))
         };
+        // As the real provider: the attribute, else GENESYSCLOUD_ACCESS_TOKEN (a non-empty
+        // token wins over client credentials); the region likewise from GENESYSCLOUD_REGION.
         let token = config
             .secret("access_token")
+            .or_else(|| {
+                std::env::var("GENESYSCLOUD_ACCESS_TOKEN")
+                    .ok()
+                    .filter(|t| !t.is_empty())
+                    .map(secrecy::SecretString::from)
+            })
             .ok_or_else(|| fail("access_token is not set".into()))?;
-        if config.string("aws_region").is_none() {
+        let region = config
+            .string("aws_region")
+            .map(|r| r.to_owned())
+            .or_else(|| std::env::var("GENESYSCLOUD_REGION").ok());
+        if region.is_none() {
             return Err(fail("aws_region is not set".into()));
         }
         let base =

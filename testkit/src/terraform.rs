@@ -255,7 +255,20 @@ impl Workdir {
 
     /// Runs `terraform <args>` to completion (killed after `timeout`).
     pub fn run(&self, args: &[&str]) -> Run {
-        let mut cmd = Command::new(&self.terraform.bin);
+        self.run_under(&[], args)
+    }
+
+    /// Runs `<wrapper...> terraform <args>`, e.g. `ccsecrets exec --` as the wrapper, with the
+    /// same environment as [`Workdir::run`].
+    pub fn run_under(&self, wrapper: &[&std::ffi::OsStr], args: &[&str]) -> Run {
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(&self.terraform.bin);
+                c
+            }
+            None => Command::new(&self.terraform.bin),
+        };
         cmd.args(args).current_dir(self.dir.path());
         for (k, _) in std::env::vars() {
             if SCRUBBED_PREFIXES.iter().any(|p| k.starts_with(p)) {

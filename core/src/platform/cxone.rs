@@ -14,6 +14,7 @@ use async_trait::async_trait;
 
 use super::{Net, Platform, PlatformError, Target, exchange, key_value, parse_token, url_setting};
 use crate::error::Problem;
+use crate::mint::Output;
 use crate::net::{self, Budget, RetryPolicy};
 use crate::pool::PooledToken;
 use crate::store::{Location, Secret};
@@ -377,6 +378,30 @@ impl Platform for Cxone {
             keys: r.keys.iter().map(|(_, k)| k.clone()).collect(),
             revoke: false,
         }
+    }
+
+    fn outputs(
+        r: &CxoneRequest,
+        token: &CxoneToken,
+        _identity: Option<&str>,
+    ) -> Vec<(&'static str, Output)> {
+        let mut out: Vec<(&'static str, Output)> = r
+            .keys
+            .iter()
+            .map(|(attr, key)| (*attr, Output::Text(key.clone())))
+            .collect();
+        out.extend([
+            (
+                "issuer",
+                Output::Text(r.issuer.as_str().trim_end_matches('/').to_owned()),
+            ),
+            ("access_token", Output::Secret(token.access_token.clone())),
+            ("token_type", Output::Text(token.token_type.clone())),
+            ("tenant_id", Output::Text(token.tenant_id.clone())),
+            ("area", Output::Text(token.area.clone())),
+            ("api_endpoint", Output::Text(token.api_endpoint.clone())),
+        ]);
+        out
     }
 
     async fn mint(

@@ -125,6 +125,21 @@ impl Platform for FakePlatform {
         }
     }
 
+    fn outputs(
+        _r: &FakeRequest,
+        token: &FakeToken,
+        identity: Option<&str>,
+    ) -> Vec<(&'static str, crate::mint::Output)> {
+        use crate::mint::Output;
+        vec![
+            (
+                "access_token",
+                Output::Secret(SecretString::from(token.value.clone())),
+            ),
+            ("identity", Output::text(identity.map(str::to_owned))),
+        ]
+    }
+
     async fn mint(
         _net: &Net,
         r: Arc<FakeRequest>,

@@ -17,6 +17,7 @@ use super::{
     secret_text, url_setting,
 };
 use crate::error::Problem;
+use crate::mint::Output;
 use crate::net::{self, Budget, RetryPolicy};
 use crate::pool::PooledToken;
 use crate::store::{Location, Secret};
@@ -345,6 +346,38 @@ fn unknown_region(region: &str, from: &str) -> String {
     )
 }
 
+/// The API base URL the settings alone give (`api_url`, else the region's or domain's API
+/// host), for revoking a token without reading its secret.
+pub fn api_base(settings: &GenesysSettings) -> Result<Url, Problem> {
+    if let Some(url) = url_setting(settings.api_url.as_deref(), "api_url")? {
+        return Ok(url);
+    }
+    let domain = if let Some(r) = &settings.region {
+        regions::domain_of(r)
+            .ok_or_else(|| {
+                Problem::error(
+                    "Unknown Genesys Cloud region",
+                    unknown_region(r, "`region`"),
+                )
+                .at_attr("region")
+            })?
+            .1
+            .to_owned()
+    } else if let Some(d) = &settings.domain {
+        regions::check_domain(d)
+            .map_err(|e| Problem::error("Invalid domain", format!("{e}.")).at_attr("domain"))?
+    } else {
+        return Err(Problem::error(
+            "No Genesys Cloud region",
+            "Say where the token was minted: a region (e.g. \"us-east-1\"), a domain, or an API URL.",
+        )
+        .at_attr("region"));
+    };
+    Endpoints::for_domain(&domain)
+        .map(|e| e.api)
+        .map_err(|e| Problem::error("Invalid domain", format!("{e}.")).at_attr("domain"))
+}
+
 /// Region and domain from the settings, else from the secret; URL overrides on top.
 pub fn resolve(
     settings: &GenesysSettings,
@@ -458,6 +491,27 @@ impl Platform for Genesys {
             keys: vec![r.keys.0.clone(), r.keys.1.clone()],
             revoke: r.revoke,
         }
+    }
+
+    fn outputs(
+        r: &GenesysRequest,
+        token: &GenesysToken,
+        identity: Option<&str>,
+    ) -> Vec<(&'static str, Output)> {
+        vec![
+            ("client_id_key", Output::Text(r.keys.0.clone())),
+            ("client_secret_key", Output::Text(r.keys.1.clone())),
+            ("region", Output::text(r.region.clone())),
+            ("domain", Output::text(r.domain.clone())),
+            (
+                "api_url",
+                Output::Text(r.endpoints.api.as_str().trim_end_matches('/').to_owned()),
+            ),
+            ("revoke_on_close", Output::Bool(r.revoke)),
+            ("access_token", Output::Secret(token.access_token.clone())),
+            ("token_type", Output::Text(token.token_type.clone())),
+            ("organization_id", Output::text(identity.map(str::to_owned))),
+        ]
     }
 
     async fn mint(

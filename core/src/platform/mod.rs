@@ -75,6 +75,13 @@ pub trait Platform: Send + Sync + 'static {
     ) -> Result<Self::Token, PlatformError>;
     /// The identity the settings expect the token to have, if they say.
     fn expected_identity(settings: &Self::Settings) -> Option<&str>;
+    /// The platform's own results of an open, under the words of [`crate::vocabulary`] (the
+    /// token, its type, endpoints, the key names used, the checked identity).
+    fn outputs(
+        request: &Self::Request,
+        token: &Self::Token,
+        identity: Option<&str>,
+    ) -> Vec<(&'static str, crate::mint::Output)>;
     /// The token's identity (organization or tenant id).
     async fn identity(
         net: &Net,

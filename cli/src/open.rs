@@ -1,0 +1,211 @@
+//! Opening the configuration's blocks through the core's one mint pipeline, exactly as the
+//! provider's ephemeral resources do, and checking them without minting (`check`).
+
+use std::collections::BTreeMap;
+
+use ccsecrets_core::mint::{self, Options, Output, Source};
+use ccsecrets_core::platform::Platform;
+use ccsecrets_core::platform::cxone::{self, Cxone, CxoneSettings};
+use ccsecrets_core::platform::genesys::{Genesys, GenesysSettings};
+use ccsecrets_core::{Core, Problem};
+
+use crate::config::{BlockKind, Located, TokenBlock};
+
+/// What one block produced: its results under the vocabulary's words.
+#[derive(Debug)]
+pub(crate) struct Opened {
+    pub(crate) outputs: BTreeMap<String, Output>,
+    pub(crate) warnings: Vec<Located>,
+}
+
+impl Opened {
+    /// The value of `field` (a word, or `data.KEY`), when it has one.
+    pub(crate) fn field(&self, field: &str) -> Option<&Output> {
+        match field.split_once('.') {
+            Some(("data", key)) => match self.outputs.get("data") {
+                Some(Output::Map(m)) => m.get(key),
+                _ => None,
+            },
+            _ => self.outputs.get(field),
+        }
+    }
+}
+
+/// Checks a block as far as it can be without the store: the same validation as the
+/// provider's.
+pub(crate) fn validate(block: &TokenBlock) -> Vec<Located> {
+    let mut problems: Vec<Problem> = mint::validate_source(
+        block.text("path"),
+        block.text("mount"),
+        block.int("version"),
+    );
+    problems.extend(mint::validate_reuse(
+        block.int("reuse_min_remaining_percent"),
+    ));
+    match block.kind {
+        BlockKind::Genesys => match block.settings::<GenesysSettings>() {
+            Ok(s) => problems.extend(s.validate()),
+            Err(l) => return vec![l],
+        },
+        BlockKind::Cxone => match block.settings::<CxoneSettings>() {
+            Ok(s) => problems.extend(s.validate()),
+            Err(l) => return vec![l],
+        },
+        BlockKind::VaultSecret => {}
+    }
+    problems.into_iter().map(|p| block.locate(p)).collect()
+}
+
+fn source(core: &Core, block: &TokenBlock) -> Result<Source, Vec<Located>> {
+    Source::new(
+        block.text("path").unwrap_or_default(),
+        block.text("mount"),
+        block.int("version"),
+        core.environment.as_deref(),
+    )
+    .map_err(|ps| ps.into_iter().map(|p| block.locate(p)).collect())
+}
+
+/// Opens one block: reads its secret and mints (or shares) its token.
+pub(crate) async fn open(core: &Core, block: &TokenBlock) -> Result<Opened, Vec<Located>> {
+    let src = source(core, block)?;
+    let options = Options::from_settings(
+        block.flag("rotation_fallback"),
+        block.int("reuse_min_remaining_percent"),
+    );
+    match block.kind {
+        BlockKind::Genesys => {
+            let settings: GenesysSettings = block.settings().map_err(|l| vec![l])?;
+            open_token::<Genesys>(core, block, &settings, &src, options).await
+        }
+        BlockKind::Cxone => {
+            let settings: CxoneSettings = block.settings().map_err(|l| vec![l])?;
+            open_token::<Cxone>(core, block, &settings, &src, options).await
+        }
+        BlockKind::VaultSecret => {
+            let secret = mint::read(core, &core.budget(), &src, src.version)
+                .await
+                .map_err(|p| vec![block.locate(p)])?;
+            let data = secret
+                .data
+                .entries()
+                .iter()
+                .map(|(k, v)| (k.clone(), Output::Secret(v.clone())))
+                .collect();
+            let outputs = [
+                ("mount", Output::Text(src.at.mount.clone())),
+                ("path", Output::Text(src.config_path.clone())),
+                ("version", Output::Number(secret.metadata.version)),
+                ("data", Output::Map(data)),
+                ("data_json", Output::Secret(secret.data.json().clone())),
+                (
+                    "created_time",
+                    Output::Text(secret.metadata.created_time.clone()),
+                ),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+            Ok(Opened {
+                outputs,
+                warnings: Vec::new(),
+            })
+        }
+    }
+}
+
+async fn open_token<P: Platform>(
+    core: &Core,
+    block: &TokenBlock,
+    settings: &P::Settings,
+    src: &Source,
+    options: Options,
+) -> Result<Opened, Vec<Located>> {
+    let minted = mint::mint::<P>(core, settings, src, options)
+        .await
+        .map_err(|p| vec![block.locate(p)])?;
+    let mut outputs: BTreeMap<String, Output> = block
+        .attrs
+        .iter()
+        .filter_map(|(k, v)| {
+            let o = match v {
+                serde_json::Value::String(s) => Output::Text(s.clone()),
+                serde_json::Value::Bool(b) => Output::Bool(*b),
+                serde_json::Value::Number(n) => Output::Number(n.as_i64()?),
+                _ => return None,
+            };
+            Some((k.clone(), o))
+        })
+        .collect();
+    for (name, o) in mint::token_outputs(&minted, src, options) {
+        outputs.entry(name.to_owned()).or_insert(o);
+    }
+    Ok(Opened {
+        outputs,
+        warnings: minted
+            .warnings
+            .into_iter()
+            .map(|p| block.locate(p))
+            .collect(),
+    })
+}
+
+/// `check`: reads each block's secret (values stay in memory, in secret types, and are never
+/// printed) and checks that the keys the block needs are there. Mints nothing.
+pub(crate) async fn check(core: &Core, block: &TokenBlock) -> Result<String, Vec<Located>> {
+    let src = source(core, block)?;
+    let secret = mint::read(core, &core.budget(), &src, src.version)
+        .await
+        .map_err(|p| vec![block.locate(p)])?;
+    let needed: Vec<(String, &str)> = match block.kind {
+        BlockKind::Genesys => {
+            let s: GenesysSettings = block.settings().map_err(|l| vec![l])?;
+            let (id, secret_key) = s.keys();
+            vec![(id, "client_id_key"), (secret_key, "client_secret_key")]
+        }
+        BlockKind::Cxone => {
+            let s: CxoneSettings = block.settings().map_err(|l| vec![l])?;
+            s.keys()
+                .into_iter()
+                .map(|(attr, key)| (key, attr))
+                .collect()
+        }
+        BlockKind::VaultSecret => block
+            .env
+            .iter()
+            .filter_map(|e| e.field.strip_prefix("data.").map(|k| (k.to_owned(), "env")))
+            .collect(),
+    };
+    let missing: Vec<Located> = needed
+        .iter()
+        .filter(|(key, _)| secret.data.non_empty(key).is_none())
+        .map(|(key, attr)| {
+            let mut p = ccsecrets_core::platform::key_value(&secret, &src.at, key, attr)
+                .err()
+                .unwrap_or_else(|| Problem::error("Key not found in secret", key.clone()));
+            if *attr == "env" {
+                p = p.at_attr("env");
+            }
+            block.locate(p)
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Err(missing);
+    }
+    if block.kind == BlockKind::Cxone {
+        // The issuer the secret may name is checked as the open would.
+        let s: CxoneSettings = block.settings().map_err(|l| vec![l])?;
+        cxone::issuer_of(&s, &secret, &src.at).map_err(|p| vec![block.locate(p)])?;
+    }
+    Ok(format!(
+        "{}: {} version {} has the keys it needs ({})",
+        block.title(),
+        src.at,
+        secret.metadata.version,
+        needed
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
