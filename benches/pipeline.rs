@@ -115,6 +115,43 @@ test -n "$TOKEN" && test -n "$REGION"
     )
 }
 
+/// The `ccsecrets` command line, built with the same (release) profile next to the provider.
+fn cli_bin() -> PathBuf {
+    ccsecrets_testkit::workspace_bin("ccsecrets-cli", "ccsecrets", Path::new(PROVIDER), true)
+}
+
+/// `ccsecrets exec -- true` with one Genesys token, as a whole process: read, mint, run,
+/// revoke.
+fn exec_time(w: &World, runs: usize) -> Samples {
+    let bin = cli_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("ccsecrets.hcl");
+    std::fs::write(
+        &cfg,
+        format!(
+            "vault {{\n  address = \"{}\"\n  token = \"root\"\n}}\ngenesys_token \"bench\" {{\n  path = \"genesys/bench/pipeline\"\n  login_url = \"{u}\"\n  api_url = \"{u}\"\n}}\n",
+            w.bao.addr(),
+            u = w.genesys.url()
+        ),
+    )
+    .unwrap();
+    measure(runs, || {
+        let out = Command::new(&bin)
+            .args(["exec", "--config"])
+            .arg(&cfg)
+            .args(["--", "true"])
+            .env_remove("VAULT_ADDR")
+            .env_remove("VAULT_TOKEN")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ccsecrets exec failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    })
+}
+
 fn require(tool: &str, hint: &str) {
     let ok = Command::new("sh")
         .args(["-c", &format!("command -v {tool}")])
@@ -343,6 +380,7 @@ fn main() {
     });
     let open1 = open_latency(&rt, &w, "ccsecrets_genesys_token", 1, scale(300, 30));
     let plan1 = plan_time(&w, Some(1), scale(10, 3));
+    let exec1 = exec_time(&w, scale(50, 10));
     let floor = network_floor(&rt, &w, scale(300, 30));
     let _ = writeln!(
         r,
@@ -372,6 +410,13 @@ fn main() {
         ms(plan1.p50()),
         ms(plan1.p99()),
         ratio(&plan1)
+    );
+    let _ = writeln!(
+        r,
+        "| ccsecrets command line, `ccsecrets exec -- true` (whole process: read, mint, run, revoke) | {} | {} | **{:.0}× faster** | ≥ 100× |",
+        ms(exec1.p50()),
+        ms(exec1.p99()),
+        ratio(&exec1)
     );
     let overhead = open1.p50().saturating_sub(floor.p50());
     let _ = writeln!(

@@ -125,8 +125,15 @@ cxone_token "deploy" {{
 
     /// `ccsecrets <args>` in the world's directory, with a clean environment plus `env`.
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(bin());
-        c.args(args).current_dir(self.dir.path());
+        let mut c = self.command(bin());
+        c.args(args);
+        c
+    }
+
+    /// `program` in the world's directory, with a clean environment plus `env`.
+    fn command(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.current_dir(self.dir.path());
         for (k, _) in std::env::vars() {
             if ["VAULT_", "BAO_", "CCSECRETS_", "GENESYSCLOUD_", "GITHUB_"]
                 .iter()
@@ -334,6 +341,55 @@ fn a_command_that_ignores_term_is_killed_after_the_grace_and_tokens_revoked() {
         started.elapsed()
     );
     assert_eq!(w.genesys.live_tokens(&w.client_id), 0);
+}
+
+#[test]
+fn when_its_parent_dies_ccsecrets_stops_the_command_and_revokes() {
+    let w = World::new();
+    w.write(&w.config());
+    let marker = w.dir.path().join("stopped");
+    // A stand-in for a CI runner that is killed: a shell that started ccsecrets.
+    let child = format!(
+        "trap 'echo TERM > {m}; exit 0' TERM; echo ready; while :; do sleep 0.05; done",
+        m = marker.display()
+    );
+    let mut runner = w
+        .command("sh")
+        .arg("-c")
+        .arg("\"$0\" exec -- sh -c \"$1\" & wait")
+        .arg(bin())
+        .arg(&child)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(runner.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n");
+    assert_eq!(w.genesys.live_tokens(&w.client_id), 1);
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+    let started = Instant::now();
+    while w.genesys.live_tokens(&w.client_id) > 0 && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        w.genesys.live_tokens(&w.client_id),
+        0,
+        "revoked after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap(),
+        "TERM\n",
+        "the command was stopped"
+    );
 }
 
 #[test]
@@ -579,26 +635,12 @@ fn shorthand_flags_need_no_file() {
 
 /// The stand-in genesyscloud provider, built from the testkit.
 fn consumer_bin() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "ccsecrets-testkit",
-            "--bin",
-            "terraform-provider-genesyscloud",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .unwrap();
-    assert!(
-        status.success(),
-        "building the stand-in consumer provider failed"
-    );
-    let bin = Path::new(bin()).with_file_name("terraform-provider-genesyscloud");
-    assert!(bin.exists(), "{} missing", bin.display());
-    bin
+    ccsecrets_testkit::workspace_bin(
+        "ccsecrets-testkit",
+        "terraform-provider-genesyscloud",
+        Path::new(bin()),
+        false,
+    )
 }
 
 #[test]

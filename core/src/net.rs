@@ -164,33 +164,140 @@ pub struct ClientOptions {
 }
 
 /// Builds an HTTP client: no redirects (credentials must not follow them), timeouts on
-/// connect and on the whole request, TLS verified unless the user turned it off.
+/// connect and on the whole request, TLS verified unless the user turned it off. Clients
+/// without a CA file of their own share one TLS configuration whose system root
+/// certificates are loaded once per process, at the first TLS handshake (reading and parsing
+/// the system store costs milliseconds, which a short command run should not pay twice, or
+/// at all when it speaks only to loopback).
 pub fn http_client(opts: &ClientOptions) -> Result<reqwest::Client, String> {
     let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(opts.timeout.min(Duration::from_secs(10)))
         .timeout(opts.timeout)
         .pool_idle_timeout(Duration::from_secs(30))
-        .user_agent(concat!(
-            "terraform-provider-ccsecrets/",
-            env!("CARGO_PKG_VERSION")
-        ));
-    if let Some(pem) = &opts.ca_pem {
-        let certs = reqwest::Certificate::from_pem_bundle(pem)
-            .map_err(|_| "the CA file does not contain PEM certificates".to_owned())?;
-        if certs.is_empty() {
-            return Err("the CA file does not contain PEM certificates".to_owned());
-        }
-        for cert in certs {
-            builder = builder.add_root_certificate(cert);
-        }
-    }
+        .user_agent(concat!("ccsecrets/", env!("CARGO_PKG_VERSION")));
     if opts.skip_tls_verify {
         builder = builder.danger_accept_invalid_certs(true);
+    } else {
+        builder = builder.tls_backend_preconfigured(tls_config(opts.ca_pem.as_deref())?);
     }
     builder
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+/// The TLS configuration of a client: the shared one, or one that also trusts `ca_pem`.
+fn tls_config(ca_pem: Option<&[u8]>) -> Result<rustls::ClientConfig, String> {
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let verifier: std::sync::Arc<dyn rustls::client::danger::ServerCertVerifier> = match ca_pem {
+        None => {
+            static SHARED: std::sync::OnceLock<std::sync::Arc<LazyPlatformVerifier>> =
+                std::sync::OnceLock::new();
+            SHARED
+                .get_or_init(|| {
+                    std::sync::Arc::new(LazyPlatformVerifier {
+                        provider: std::sync::Arc::clone(&provider),
+                        inner: std::sync::OnceLock::new(),
+                    })
+                })
+                .clone()
+        }
+        Some(pem) => {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|_| "the CA file does not contain PEM certificates".to_owned())?;
+            let ders: Vec<rustls::pki_types::CertificateDer<'static>> =
+                rustls::pki_types::pem::PemObject::pem_slice_iter(pem)
+                    .filter_map(Result::ok)
+                    .collect();
+            if certs.is_empty() || ders.is_empty() {
+                return Err("the CA file does not contain PEM certificates".to_owned());
+            }
+            std::sync::Arc::new(
+                rustls_platform_verifier::Verifier::new_with_extra_roots(
+                    ders,
+                    std::sync::Arc::clone(&provider),
+                )
+                .map_err(|e| format!("cannot use the CA file: {e}"))?,
+            )
+        }
+    };
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("cannot set up TLS: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    // One request per connection at most in flight: HTTP/1.1 is all we need, and some token
+    // endpoints are reported to fail over HTTP/2.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// The platform's certificate verifier, created (and the system roots loaded) at the first
+/// handshake that needs it.
+#[derive(Debug)]
+struct LazyPlatformVerifier {
+    provider: std::sync::Arc<rustls::crypto::CryptoProvider>,
+    inner: std::sync::OnceLock<Result<rustls_platform_verifier::Verifier, rustls::Error>>,
+}
+
+impl LazyPlatformVerifier {
+    fn get(&self) -> Result<&rustls_platform_verifier::Verifier, rustls::Error> {
+        self.inner
+            .get_or_init(|| {
+                rustls_platform_verifier::Verifier::new(std::sync::Arc::clone(&self.provider))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+impl rustls::client::danger::ServerCertVerifier for LazyPlatformVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        self.get()?
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
 }
 
 /// What [`describe_transport`] says of a request that ran out of time.

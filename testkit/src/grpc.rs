@@ -23,21 +23,33 @@ pub struct InProcess {
     _dir: tempfile::TempDir,
 }
 
-/// Connects a client to a unix socket.
+/// Connects a client to a unix socket. The socket file can exist a moment before its
+/// listener accepts (under load, "connection refused"): connecting is retried for up to 10 s.
 pub async fn connect_unix(path: &Path) -> ProviderClient<Channel> {
-    let path = path.to_owned();
-    // The URI is required but unused: the connector dials the socket.
-    let channel = Endpoint::from_static("http://localhost")
-        .connect_with_connector(tower::service_fn(move |_| {
-            let path = path.clone();
-            async move {
-                let stream = tokio::net::UnixStream::connect(path).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let p = path.to_owned();
+        // The URI is required but unused: the connector dials the socket.
+        let attempt = Endpoint::from_static("http://localhost")
+            .connect_with_connector(tower::service_fn(move |_| {
+                let p = p.clone();
+                async move {
+                    let stream = tokio::net::UnixStream::connect(p).await?;
+                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+                }
+            }))
+            .await;
+        match attempt {
+            Ok(channel) => return ProviderClient::new(channel),
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                panic!(
+                    "connect to the in-process provider at {}: {e}",
+                    path.display()
+                )
             }
-        }))
-        .await
-        .expect("connect to the in-process provider");
-    ProviderClient::new(channel)
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+        }
+    }
 }
 
 fn diags(ds: &[pb::Diagnostic]) -> Vec<WireDiagnostic> {

@@ -15,3 +15,32 @@ mod standin;
 pub mod terraform;
 
 pub use standin::Fault;
+
+/// Builds binary `bin` of workspace package `package` with cargo (the release profile when
+/// `release`), and returns its path, which is next to `sibling` (a binary cargo built in the
+/// same target directory and profile). For tests and benchmarks that need another package's
+/// binary: cargo only hands a test the binaries of its own package.
+pub fn workspace_bin(
+    package: &str,
+    bin: &str,
+    sibling: &std::path::Path,
+    release: bool,
+) -> std::path::PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args(["build", "--quiet", "-p", package, "--bin", bin]);
+    if release {
+        cmd.arg("--release");
+    }
+    let status = cmd
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cargo to build {bin}: {e}"));
+    assert!(
+        status.success(),
+        "building {bin} (cargo build -p {package}) failed"
+    );
+    let path = sibling.with_file_name(bin);
+    assert!(path.exists(), "{} missing after the build", path.display());
+    path
+}

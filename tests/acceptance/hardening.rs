@@ -457,3 +457,73 @@ fn dot_segments_are_refused_in_mount_path_and_environment() {
         p.stop().await;
     });
 }
+
+/// TLS is verified: a server whose certificate no trusted root vouches for is refused, the
+/// same server is accepted once its CA is given (`ca_cert_file`), and only an explicit
+/// `skip_tls_verify` accepts it unverified.
+#[test]
+fn tls_is_verified_unless_the_ca_is_given_or_verification_is_off() {
+    use ccsecrets_core::net::{ClientOptions, http_client};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".into()]).unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let server_config = rustls_server_config(cert.der().to_vec(), key.serialize_der());
+    rt().block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://127.0.0.1:{}/", listener.local_addr().unwrap().port());
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(server_config));
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else { return };
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut tls) = acceptor.accept(tcp).await {
+                        let mut buf = [0u8; 2048];
+                        let _ = tls.read(&mut buf).await;
+                        let _ = tls
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}")
+                            .await;
+                        let _ = tls.shutdown().await;
+                    }
+                });
+            }
+        });
+        let options = |ca: Option<Vec<u8>>, skip: bool| ClientOptions {
+            timeout: Duration::from_secs(5),
+            ca_pem: ca,
+            skip_tls_verify: skip,
+        };
+        let refused = http_client(&options(None, false))
+            .unwrap()
+            .get(&url)
+            .send()
+            .await
+            .unwrap_err();
+        let reason = ccsecrets_core::net::describe_transport(&refused);
+        assert!(reason.contains("TLS handshake failed"), "{reason}");
+        for (ca, skip) in [(Some(cert.pem().into_bytes()), false), (None, true)] {
+            let resp = http_client(&options(ca, skip))
+                .unwrap()
+                .get(&url)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), 200);
+        }
+    });
+}
+
+fn rustls_server_config(cert: Vec<u8>, key: Vec<u8>) -> rustls::ServerConfig {
+    rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![rustls::pki_types::CertificateDer::from(cert)],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.into()),
+    )
+    .unwrap()
+}

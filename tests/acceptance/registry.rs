@@ -14,7 +14,7 @@ use ccsecrets_testkit::registry::{
 use ccsecrets_testkit::terraform::{Run, Workdir};
 use serde_json::json;
 
-use crate::support::{provider_bin, q, secret_value};
+use crate::support::{cli_bin, provider_bin, q, secret_value};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -58,6 +58,8 @@ impl Release {
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .args(["xtask", "release", "--binary"])
             .arg(provider_bin())
+            .arg("--cli-binary")
+            .arg(cli_bin())
             .arg("--out")
             .arg(dist.path())
             .args(["--key", &key.fingerprint])
@@ -198,6 +200,7 @@ fn release_installs_from_a_registry_with_its_signature_and_plans_against_openbao
     assert_eq!(
         names,
         [
+            format!("ccsecrets_{VERSION}_{}.zip", host_platform()),
             artifact("SHA256SUMS"),
             artifact("SHA256SUMS.sig"),
             zip_name.clone(),

@@ -21,26 +21,23 @@ pub fn consumer_bin() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-            let status = std::process::Command::new(cargo)
-                .args([
-                    "build",
-                    "--quiet",
-                    "-p",
-                    "ccsecrets-testkit",
-                    "--bin",
-                    "terraform-provider-genesyscloud",
-                ])
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .expect("run cargo to build the stand-in consumer provider");
-            assert!(
-                status.success(),
-                "building the stand-in consumer provider failed"
-            );
-            let bin = provider_bin().with_file_name("terraform-provider-genesyscloud");
-            assert!(bin.exists(), "{} missing after the build", bin.display());
-            bin
+            ccsecrets_testkit::workspace_bin(
+                "ccsecrets-testkit",
+                "terraform-provider-genesyscloud",
+                &provider_bin(),
+                false,
+            )
+        })
+        .clone()
+}
+
+/// The `ccsecrets` command line, built once per test run (another package of the workspace;
+/// it lands next to the provider binary).
+pub fn cli_bin() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            ccsecrets_testkit::workspace_bin("ccsecrets-cli", "ccsecrets", &provider_bin(), false)
         })
         .clone()
 }

@@ -28,7 +28,7 @@ pub(crate) fn run() -> Result<(), String> {
     prereq::ensure_bao()?;
     prereq::ensure_terraform()?;
 
-    step("Building the provider and the stand-in genesyscloud provider");
+    step("Building the provider, the command line and the stand-in genesyscloud provider");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let ok = Command::new(cargo)
         .current_dir(root())
@@ -39,6 +39,8 @@ pub(crate) fn run() -> Result<(), String> {
             "terraform-provider-ccsecrets",
             "-p",
             "ccsecrets-testkit",
+            "-p",
+            "ccsecrets-cli",
             "--bins",
         ])
         .status()
@@ -131,8 +133,69 @@ pub(crate) fn run() -> Result<(), String> {
             .join(", "),
         secrets.len() - 1
     );
+
+    step("The same without Terraform: ccsecrets exec -- <a script that calls the API>");
+    let config = wd.path().join("ccsecrets.hcl");
+    std::fs::write(
+        &config,
+        format!(
+            "vault {{\n  address = \"{}\"\n}}\ngenesys_token \"demo\" {{\n  path      = \"genesys/demo/pipeline\"\n  login_url = \"{g}\"\n  api_url   = \"{g}\"\n}}\n",
+            bao.addr(),
+            g = genesys.url()
+        ),
+    )
+    .map_err(|e| e.to_string())?;
     println!(
-        "\nDone. The OAuth client secret lives only in OpenBao; Terraform never stored it or the token."
+        "    ccsecrets.hcl:\n{}",
+        std::fs::read_to_string(&config)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| format!("      {l}\n"))
+            .collect::<String>()
+    );
+    let script = format!(
+        "curl -sf -H \"Authorization: Bearer $GENESYSCLOUD_ACCESS_TOKEN\" {}/api/v2/organizations/me && echo && echo \"(region $GENESYSCLOUD_REGION)\"",
+        genesys.url()
+    );
+    println!("    ccsecrets exec -- sh -c '<curl with $GENESYSCLOUD_ACCESS_TOKEN>'");
+    let before = genesys.revocations(client_id);
+    let out = Command::new(target.join("ccsecrets"))
+        .args(["exec", "--config"])
+        .arg(&config)
+        .args(["--", "sh", "-c", &script])
+        .env("VAULT_TOKEN", ROOT_TOKEN)
+        .output()
+        .map_err(|e| format!("cannot run ccsecrets: {e}"))?;
+    print!(
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| format!("    | {l}\n"))
+            .collect::<String>()
+    );
+    if !out.status.success() {
+        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+        return Err("ccsecrets exec failed".into());
+    }
+    println!(
+        "    exit status {}; tokens revoked by ccsecrets after the command: {}; tokens still valid: {}",
+        out.status.code().unwrap_or(-1),
+        genesys.revocations(client_id) - before,
+        genesys.live_tokens(client_id)
+    );
+    let mut all = genesys.issued_tokens();
+    all.push(client_secret.to_owned());
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_no_secrets(
+        &[("ccsecrets output".to_owned(), printed.into_bytes())],
+        &all,
+    );
+    println!(
+        "\nDone. The OAuth client secret lives only in OpenBao; neither Terraform nor the command ever stored it or a token."
     );
     Ok(())
 }

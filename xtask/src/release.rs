@@ -12,6 +12,10 @@ use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, System, ZipWriter};
 
 const NAME: &str = "terraform-provider-ccsecrets";
+/// The command line, released beside the provider (its own zip per platform, in the same
+/// signed `SHA256SUMS`).
+const CLI: &str = "ccsecrets";
+const CLI_PACKAGE: &str = "ccsecrets-cli";
 const MANIFEST: &str = "terraform-registry-manifest.json";
 
 const USAGE: &str = "\
@@ -20,8 +24,10 @@ usage: cargo xtask release [--key <gpg key id> | --unsigned] [--out <dir>] [--bi
   --key <id>        sign SHA256SUMS with this GPG key (default: $GPG_FINGERPRINT; $GNUPGHOME is honoured)
   --unsigned        skip the signature (Terraform will not install such a release from a registry)
   --out <dir>       where to write the artifacts (default: dist/ at the workspace root)
-  --binary <path>   package this already built binary instead of building (host platform,
-                    or the one --target names)
+  --binary <path>   package this already built provider binary instead of building (host
+                    platform, or the one --target names); the command line next to it
+                    (`ccsecrets`) is packaged too when it is there
+  --cli-binary <path>  the command line binary to package with --binary
   --target <triple> build for this target (repeatable; default: every installed target
                     that has a Terraform platform name)
 ";
@@ -68,9 +74,18 @@ fn go_platform(triple: &str) -> Option<Platform> {
     Some(Platform { os, arch })
 }
 
+/// One platform's binaries.
+#[derive(Debug, Clone)]
+struct Built {
+    platform: Platform,
+    provider: PathBuf,
+    cli: Option<PathBuf>,
+}
+
 #[derive(Debug, Default)]
 struct Options {
     binary: Option<PathBuf>,
+    cli_binary: Option<PathBuf>,
     out: Option<PathBuf>,
     key: Option<String>,
     unsigned: bool,
@@ -89,6 +104,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         };
         match arg.as_str() {
             "--binary" => o.binary = Some(value("--binary")?.into()),
+            "--cli-binary" => o.cli_binary = Some(value("--cli-binary")?.into()),
             "--out" => o.out = Some(value("--out")?.into()),
             "--key" => o.key = Some(value("--key")?),
             "--target" => o.targets.push(value("--target")?),
@@ -98,6 +114,9 @@ fn parse(args: &[String]) -> Result<Options, String> {
     }
     if o.unsigned && o.key.is_some() {
         return Err("--unsigned and --key contradict each other".into());
+    }
+    if o.cli_binary.is_some() && o.binary.is_none() {
+        return Err("--cli-binary goes with --binary".into());
     }
     if o.binary.is_some() && o.targets.len() > 1 {
         return Err("--binary packages one binary: give at most one --target".into());
@@ -197,18 +216,29 @@ fn targets(asked: &[String], host: &str) -> Result<Vec<(String, Platform)>, Stri
     Ok(out)
 }
 
-/// `cargo build --release` for each target; the binaries' paths.
+/// `cargo build --release` of the provider and the command line for each target; the
+/// binaries' paths.
 fn build(
     targets: &[(String, Platform)],
     host: &str,
     target_dir: &Path,
-) -> Result<Vec<(Platform, PathBuf)>, String> {
+) -> Result<Vec<Built>, String> {
     let mut out = Vec::new();
     for (triple, platform) in targets {
         println!("==> cargo build --release ({triple}, {platform})");
         let mut cmd = Command::new(cargo());
-        cmd.current_dir(root())
-            .args(["build", "--release", "-p", NAME, "--bin", NAME]);
+        cmd.current_dir(root()).args([
+            "build",
+            "--release",
+            "-p",
+            NAME,
+            "--bin",
+            NAME,
+            "-p",
+            CLI_PACKAGE,
+            "--bin",
+            CLI,
+        ]);
         let dir = if triple == host {
             target_dir.join("release")
         } else {
@@ -221,18 +251,18 @@ fn build(
                 "cargo build --release for {triple} failed (to build the host only: --target {host})"
             ));
         }
-        out.push((
-            *platform,
-            dir.join(format!("{NAME}{}", platform.exe_suffix())),
-        ));
+        out.push(Built {
+            platform: *platform,
+            provider: dir.join(format!("{NAME}{}", platform.exe_suffix())),
+            cli: Some(dir.join(format!("{CLI}{}", platform.exe_suffix()))),
+        });
     }
     Ok(out)
 }
 
 /// Refuses a binary that runs here but reports another version.
-fn check_version(bin: &Path, version: &str) -> Result<(), String> {
+fn check_version(bin: &Path, wanted: &str) -> Result<(), String> {
     let printed = output(Command::new(bin).arg("--version"))?;
-    let wanted = format!("{NAME} v{version}");
     if printed.trim() == wanted {
         Ok(())
     } else {
@@ -330,28 +360,43 @@ fn file_name(p: &Path) -> String {
 fn package(
     out: &Path,
     version: &str,
-    binaries: &[(Platform, PathBuf)],
+    binaries: &[Built],
     manifest: &[u8],
     mtime: DateTime,
 ) -> Result<Vec<Artifact>, String> {
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     let prefix = format!("{NAME}_{version}_");
+    let cli_prefix = format!("{CLI}_{version}_");
     for entry in std::fs::read_dir(out).map_err(|e| format!("{}: {e}", out.display()))? {
         let path = entry.map_err(|e| e.to_string())?.path();
-        if file_name(&path).starts_with(&prefix) {
+        let name = file_name(&path);
+        if name.starts_with(&prefix) || name.starts_with(&cli_prefix) {
             std::fs::remove_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         }
     }
     let mut artifacts = Vec::new();
-    for (platform, bin) in binaries {
+    for b in binaries {
+        let platform = b.platform;
         let zip_path = out.join(format!("{prefix}{platform}.zip"));
         let entry = format!("{NAME}_v{version}{}", platform.exe_suffix());
-        write_zip(bin, &entry, &zip_path, mtime)?;
-        let binary_size = std::fs::metadata(bin).map(|m| m.len()).ok();
+        write_zip(&b.provider, &entry, &zip_path, mtime)?;
         artifacts.push(Artifact {
             path: zip_path,
-            binary_size,
+            binary_size: std::fs::metadata(&b.provider).map(|m| m.len()).ok(),
         });
+        if let Some(cli) = &b.cli {
+            let zip_path = out.join(format!("{cli_prefix}{platform}.zip"));
+            write_zip(
+                cli,
+                &format!("{CLI}{}", platform.exe_suffix()),
+                &zip_path,
+                mtime,
+            )?;
+            artifacts.push(Artifact {
+                path: zip_path,
+                binary_size: std::fs::metadata(cli).map(|m| m.len()).ok(),
+            });
+        }
     }
     let manifest_path = out.join(format!("{prefix}manifest.json"));
     std::fs::write(&manifest_path, manifest)
@@ -500,20 +545,42 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
                     .ok_or_else(|| format!("no Terraform platform name for target {t}"))?,
                 None => host_platform,
             };
-            vec![(platform, bin.clone())]
+            let cli = opts.cli_binary.clone().or_else(|| {
+                Some(bin.with_file_name(format!("{CLI}{}", platform.exe_suffix())))
+                    .filter(|p| p.is_file())
+            });
+            if cli.is_none() {
+                println!(
+                    "    (no {CLI} binary next to {}: the command line is not packaged)",
+                    bin.display()
+                );
+            }
+            vec![Built {
+                platform,
+                provider: bin.clone(),
+                cli,
+            }]
         }
         None => build(&targets(&opts.targets, &host)?, &host, &target_dir)?,
     };
-    for (platform, bin) in &binaries {
-        if !bin.is_file() {
-            return Err(format!("{} is not a file", bin.display()));
+    for b in &binaries {
+        for bin in std::iter::once(&b.provider).chain(&b.cli) {
+            if !bin.is_file() {
+                return Err(format!("{} is not a file", bin.display()));
+            }
         }
-        if *platform == host_platform {
-            check_version(bin, &version)?;
+        if b.platform == host_platform {
+            check_version(&b.provider, &format!("{NAME} v{version}"))?;
+            if let Some(cli) = &b.cli {
+                check_version(cli, &format!("{CLI} {version}"))?;
+            }
         }
     }
     let out = opts.out.clone().unwrap_or_else(|| root().join("dist"));
-    println!("==> packaging {NAME} {version} into {}", out.display());
+    println!(
+        "==> packaging {NAME} and {CLI} {version} into {}",
+        out.display()
+    );
     let mut artifacts = package(&out, &version, &binaries, &manifest, mtime)?;
     if let Some(key) = &key {
         let sums = &artifacts.last().ok_or("no SHA256SUMS was written")?.path;
@@ -659,7 +726,18 @@ mod tests {
             os: "darwin",
             arch: "arm64",
         };
-        let binaries = vec![(linux, bin.clone()), (darwin, bin.clone())];
+        let binaries = vec![
+            Built {
+                platform: linux,
+                provider: bin.clone(),
+                cli: Some(bin.clone()),
+            },
+            Built {
+                platform: darwin,
+                provider: bin.clone(),
+                cli: Some(bin.clone()),
+            },
+        ];
         let manifest = br#"{"version": 1, "metadata": {"protocol_versions": ["6.0"]}}"#;
         let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
         // A stale artifact of the same version is removed; other files are kept.
@@ -680,12 +758,15 @@ mod tests {
             names,
             [
                 "README".to_owned(),
+                format!("{CLI}_1.2.3_darwin_arm64.zip"),
+                format!("{CLI}_1.2.3_linux_amd64.zip"),
                 format!("{NAME}_1.2.3_SHA256SUMS"),
                 format!("{NAME}_1.2.3_darwin_arm64.zip"),
                 format!("{NAME}_1.2.3_linux_amd64.zip"),
                 format!("{NAME}_1.2.3_manifest.json"),
             ]
         );
+        let names: Vec<String> = [&names[..1], &names[3..], &names[1..3]].concat();
         for n in &names[1..] {
             assert_eq!(
                 std::fs::read(a.join(n)).unwrap(),
@@ -711,9 +792,16 @@ mod tests {
         entry.read_to_end(&mut unpacked).unwrap();
         assert_eq!(unpacked, body);
 
-        // goreleaser's format: "<sha256>  <name>", sorted by name, the manifest included.
+        // The command line's zip holds `ccsecrets`.
+        let mut zip = zip::ZipArchive::new(File::open(a.join(&names[6])).unwrap()).unwrap();
+        assert_eq!(zip.by_index(0).unwrap().name().unwrap(), CLI);
+
+        // goreleaser's format: "<sha256>  <name>", sorted by name, the manifest and the
+        // command line's zips included.
         let sums = std::fs::read_to_string(a.join(&names[1])).unwrap();
-        let want: String = names[2..]
+        let mut listed: Vec<&String> = names[2..].iter().collect();
+        listed.sort();
+        let want: String = listed
             .iter()
             .map(|n| format!("{}  {n}\n", sha256_file(&a.join(n)).unwrap()))
             .collect();
