@@ -9,7 +9,9 @@ terraform-provider-ccsecrets: a Terraform/OpenTofu provider (run by Terraform, n
 Usage:
   terraform-provider-ccsecrets                 serve as a plugin (Terraform starts it)
   terraform-provider-ccsecrets --debug [ADDR]  serve for debugging; prints TF_REATTACH_PROVIDERS
-                                               (ADDR defaults to registry.terraform.io/ccsecrets/ccsecrets)
+                                               (ADDR defaults to $CCSECRETS_DEBUG_ADDRESS, else
+                                               registry.terraform.io/ccsecrets/ccsecrets; OpenTofu:
+                                               registry.opentofu.org/ccsecrets/ccsecrets)
   terraform-provider-ccsecrets --version       print the version
 ";
 
@@ -36,10 +38,17 @@ fn main() -> ExitCode {
         }
         ["--debug"] | ["--debug", _] => {
             drop(out);
+            // OpenTofu's address differs (registry.opentofu.org/...): the argument, else the
+            // environment, else Terraform's.
+            let from_env = std::env::var("CCSECRETS_DEBUG_ADDRESS")
+                .ok()
+                .filter(|a| !a.trim().is_empty());
             let address = args
                 .get(1)
-                .map_or(ccsecrets::REGISTRY_ADDRESS, String::as_str);
-            ccsecrets::server::serve_debug(ccsecrets::provider(), address)
+                .cloned()
+                .or(from_env)
+                .unwrap_or_else(|| ccsecrets::REGISTRY_ADDRESS.to_owned());
+            ccsecrets::server::serve_debug(ccsecrets::provider(), &address)
         }
         ["--help" | "-h" | "help"] => {
             let _ = write!(out, "{USAGE}");

@@ -669,10 +669,10 @@ fn terraform_without_ephemeral_blocks_runs_under_exec() {
     let run = wd.run_under(&wrapper, &["apply", "-auto-approve", "-no-color"]);
     run.assert_ok();
     assert!(run.output().contains("org = \"org-1\""), "{}", run.output());
-    // One token for the whole apply: the consumer checks it at each of its two configures
-    // (plan and apply phases).
+    // One token for the whole apply: the consumer uses it at each of its two configures (plan
+    // and apply phases) and for the data source's read.
     assert_eq!(w.genesys.tokens_issued(&w.client_id), 1);
-    assert_eq!(w.genesys.valid_calls(&w.client_id), 2);
+    assert_eq!(w.genesys.valid_calls(&w.client_id), 3);
     assert_eq!(
         w.genesys.live_tokens(&w.client_id),
         0,

@@ -30,6 +30,27 @@ pub trait PooledToken: Send + Sync + 'static {
 
 type Mint<T> = Shared<BoxFuture<'static, Result<Arc<T>, PlatformError>>>;
 
+/// A token whose revocation failed or timed out: it stays valid until `expires_at` (the pool
+/// keeps it and tries again when drained).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unrevoked {
+    /// Why the revocation failed.
+    pub error: PlatformError,
+    /// When the token expires on its own.
+    pub expires_at: SystemTime,
+}
+
+impl std::fmt::Display for Unrevoked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}. The token stays valid until it expires at {}",
+            self.error,
+            crate::platform::rfc3339(self.expires_at)
+        )
+    }
+}
+
 enum Slot<T> {
     Minting(Mint<T>),
     Current(u64),
@@ -250,14 +271,14 @@ impl<T: PooledToken> TokenPool<T> {
 
     /// Ends a lease. When it was the token's last, the token is revoked (if it is revocable);
     /// the returned error says why revocation failed. Unknown handles are ignored.
-    pub async fn release(&self, handle: u64) -> Result<(), PlatformError> {
+    pub async fn release(&self, handle: u64) -> Result<(), Unrevoked> {
         self.release_within(handle, Duration::MAX).await
     }
 
     /// As [`TokenPool::release`], but gives up waiting for the revocation after `limit`. A
     /// token whose revocation failed or timed out is kept and tried again by
     /// [`TokenPool::drain`].
-    pub async fn release_within(&self, handle: u64, limit: Duration) -> Result<(), PlatformError> {
+    pub async fn release_within(&self, handle: u64, limit: Duration) -> Result<(), Unrevoked> {
         let (token, revoke) = {
             let mut state = self.lock();
             let Some(id) = state.leases.remove(&handle) else {
@@ -291,10 +312,14 @@ impl<T: PooledToken> TokenPool<T> {
                 limit.as_secs()
             ))),
         };
-        if outcome.is_err() {
-            self.lock().unrevoked.push(token);
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                let expires_at = token.expires_at();
+                self.lock().unrevoked.push(token);
+                Err(Unrevoked { error, expires_at })
+            }
         }
-        outcome
     }
 
     /// Takes every token out of the pool and revokes the revocable ones, concurrently.

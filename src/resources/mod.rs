@@ -189,11 +189,15 @@ async fn close_lease<P: ccsecrets_core::platform::Platform>(
     pools: &Pools,
     handle: u64,
 ) -> Diagnostics {
-    match pools.get::<P::Token>().release_within(handle, CLOSE_LIMIT).await {
+    match pools
+        .get::<P::Token>()
+        .release_within(handle, CLOSE_LIMIT)
+        .await
+    {
         Ok(()) => Diagnostics::new(),
         Err(e) => Diagnostic::warning(
             format!("Could not revoke the {} token", P::NAME),
-            format!("{e}. The token stays valid until it expires. The provider tries to revoke it again when Terraform ends it."),
+            format!("{e}. The provider tries to revoke it again when Terraform ends it."),
         )
         .into(),
     }

@@ -392,7 +392,9 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
                 .imp
                 .renew(&ctx, req.private.as_deref().unwrap_or_default())
                 .await?;
-            out.private = renewed.private;
+            // OpenTofu hands Close the private bytes of the latest Renew, even when a Renew
+            // returned none: a resource that keeps its handle must get it back unchanged.
+            out.private = renewed.private.or_else(|| req.private.clone());
             out.renew_at = renewed.renew_at.map(convert::timestamp);
             Ok(Diagnostics::new())
         })

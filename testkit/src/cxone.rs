@@ -77,7 +77,20 @@ fn jwt(claims: &Value) -> String {
     )
 }
 
-async fn token(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+async fn token(
+    State(app): State<App>,
+    version: axum::http::Version,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // Reported of the real endpoint: `/auth/token` fails over HTTP/2.
+    if version != axum::http::Version::HTTP_11 {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "HTTP/1.1 is required",
+        );
+    }
     let form = strict_form(&body);
     if let Some(user) = form.as_ref().ok().and_then(|f| f.get("username")) {
         *app.state
@@ -127,9 +140,11 @@ async fn token(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Respo
     };
     let key = match st.keys.get(user) {
         Some(k) if &k.secret == pass => k.clone(),
+        // Reported of the real service: a bad access key is 401 invalid_grant (a 400 is also
+        // seen; scripts push that as a fault).
         _ => {
             return error(
-                StatusCode::BAD_REQUEST,
+                StatusCode::UNAUTHORIZED,
                 "invalid_grant",
                 "Invalid access key",
             );

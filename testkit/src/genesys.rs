@@ -1,7 +1,9 @@
 //! A Genesys Cloud stand-in that behaves like the real login and API hosts: client-credentials
-//! tokens with Basic auth, `invalid_client` for unknown ids and wrong secrets, the per-client
-//! login rate limit answered as HTTP 400 "rate limit exceeded;", 401 for bad tokens, token
-//! introspection and revocation. One server plays both `login.` and `api.`.
+//! tokens with Basic auth, `invalid_client` for unknown ids and wrong secrets,
+//! `unauthorized_client` for a client without the client-credentials grant, the per-client
+//! login rate limit answered as HTTP 400 "rate limit exceeded;", 300 API calls a minute per
+//! token answered with 429 and `Retry-After`, 401 for bad tokens, token introspection and
+//! revocation. One server plays both `login.` and `api.`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,6 +33,8 @@ pub mod route {
 struct Client {
     secret: String,
     org_id: String,
+    /// Whether the client may use the client-credentials grant.
+    client_credentials: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -52,6 +56,13 @@ struct Inner {
     revocations: HashMap<String, usize>,
     lifetime: u64,
     rate_limit: usize,
+    /// API calls allowed per token within `api_window` (Genesys: 300 a minute).
+    api_limit: usize,
+    api_window: Duration,
+    /// Recent API calls, by token.
+    api_calls: HashMap<String, std::collections::VecDeque<Instant>>,
+    /// API calls answered 429.
+    throttled: usize,
 }
 
 /// The stand-in; stops when dropped.
@@ -133,6 +144,13 @@ async fn token(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Respo
             "authentication failed",
         );
     }
+    if !client.client_credentials {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            "client is not authorized to use the client credentials grant",
+        );
+    }
     let minute_ago = Instant::now().checked_sub(Duration::from_secs(60));
     let recent = st.requests.get(&id).map_or(0, |r| {
         r.iter()
@@ -169,6 +187,34 @@ fn authorize(app: &App, headers: &HeaderMap, count: bool) -> Result<(String, Iss
     let found = bearer(headers).and_then(|t| st.tokens.get(&t).cloned().map(|i| (t, i)));
     match found {
         Some((t, issued)) if !issued.revoked && issued.expires > Instant::now() => {
+            // Every API call counts against the token's limit, revocation included.
+            let (limit, window) = (st.api_limit, st.api_window);
+            let now = Instant::now();
+            let calls = st.api_calls.entry(t.clone()).or_default();
+            while calls
+                .front()
+                .is_some_and(|c| now.duration_since(*c) >= window)
+            {
+                calls.pop_front();
+            }
+            if calls.len() >= limit {
+                let wait = calls
+                    .front()
+                    .map_or(window, |c| window.saturating_sub(now.duration_since(*c)));
+                st.throttled += 1;
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                let mut r = api_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too.many.requests.retry.after",
+                    &format!(
+                        "Rate limit exceeded the maximum. Retry the request in [{secs}] seconds"
+                    ),
+                );
+                r.headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, secs.max(1).into());
+                return Err(r);
+            }
+            calls.push_back(now);
             if count {
                 *st.valid_calls.entry(issued.client_id.clone()).or_default() += 1;
             }
@@ -191,6 +237,18 @@ async fn organizations_me(State(app): State<App>, headers: HeaderMap) -> Respons
     }
     match authorize(&app, &headers, true) {
         Ok((_, issued)) => axum::Json(json!({"id": issued.org_id, "name": format!("Org {}", issued.org_id), "state": "active"})).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn authorization_products(State(app): State<App>, headers: HeaderMap) -> Response {
+    if let Some(r) = app.faults.apply(route::API).await {
+        return r;
+    }
+    match authorize(&app, &headers, false) {
+        Ok(_) => {
+            axum::Json(json!({"entities": [{"id": "standin-product"}], "total": 1})).into_response()
+        }
         Err(r) => r,
     }
 }
@@ -237,6 +295,8 @@ impl GenesysStandin {
         let state = Arc::new(Mutex::new(Inner {
             lifetime: 86_399,
             rate_limit: 300,
+            api_limit: 300,
+            api_window: Duration::from_secs(60),
             ..Inner::default()
         }));
         let faults = Faults::default();
@@ -247,6 +307,10 @@ impl GenesysStandin {
         let router = Router::new()
             .route("/oauth/token", post(token))
             .route("/api/v2/organizations/me", get(organizations_me))
+            .route(
+                "/api/v2/authorization/products",
+                get(authorization_products),
+            )
             .route("/api/v2/tokens/me", get(tokens_me).delete(revoke_me))
             .with_state(app);
         GenesysStandin {
@@ -263,13 +327,37 @@ impl GenesysStandin {
 
     /// Registers an OAuth client of organization `org_id`.
     pub fn add_client(&self, id: &str, secret: &str, org_id: &str) {
+        self.insert_client(id, secret, org_id, true);
+    }
+
+    /// Registers an OAuth client without the client-credentials grant (a code or implicit
+    /// grant client): its token requests get 400 `unauthorized_client`.
+    pub fn add_client_without_grant(&self, id: &str, secret: &str, org_id: &str) {
+        self.insert_client(id, secret, org_id, false);
+    }
+
+    fn insert_client(&self, id: &str, secret: &str, org_id: &str, client_credentials: bool) {
         self.lock().clients.insert(
             id.to_owned(),
             Client {
                 secret: secret.to_owned(),
                 org_id: org_id.to_owned(),
+                client_credentials,
             },
         );
+    }
+
+    /// Sets the API calls allowed per token within `window` (Genesys: 300 a minute), e.g. to
+    /// measure throughput on a faster clock.
+    pub fn set_api_limit(&self, calls: usize, window: Duration) {
+        let mut st = self.lock();
+        st.api_limit = calls;
+        st.api_window = window;
+    }
+
+    /// API calls answered 429 so far.
+    pub fn throttled_calls(&self) -> usize {
+        self.lock().throttled
     }
 
     /// Sets the per-client token requests allowed per minute (Genesys: 300), e.g. for

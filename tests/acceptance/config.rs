@@ -164,14 +164,17 @@ fn a_grant_the_platform_refuses_is_reported_with_its_code() {
 #[test]
 fn a_failed_revocation_is_a_warning_not_an_error() {
     let w = GenesysWorld::new("genesys/r");
-    w.standin
-        .push_fault(genesys::route::REVOKE, Fault::ServerError);
+    // A revocation retries a 5xx (three times): four failures make Close give up.
+    for _ in 0..4 {
+        w.standin
+            .push_fault(genesys::route::REVOKE, Fault::ServerError);
+    }
     let wd = w.workdir();
     wd.file("main.tf", &w.token_config("", "genesys/r", "", ""));
     let plan = wd.plan();
     plan.assert_ok().assert_says(&[
         "Warning: Could not revoke the Genesys Cloud token",
-        "is unavailable (HTTP 500). The token stays valid until it expires.",
+        "is unavailable (HTTP 500) (gave up after 4 attempts). The token stays valid until it expires at 20",
     ]);
     // The failed revocation left the token with the provider, whose shutdown tried again.
     assert_eq!(

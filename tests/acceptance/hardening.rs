@@ -39,10 +39,15 @@ fn assert_no_control_chars(text: &str) {
 /// a permissive umask.
 #[test]
 fn debug_socket_is_private_whatever_the_umask() {
+    // Also: OpenTofu's provider address from the environment makes the reattach key.
     let mut child = Command::new("sh")
         .arg("-c")
         .arg("umask 000; exec \"$0\" --debug")
         .arg(provider_bin())
+        .env(
+            "CCSECRETS_DEBUG_ADDRESS",
+            "registry.opentofu.org/ccsecrets/ccsecrets",
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -56,7 +61,7 @@ fn debug_socket_is_private_whatever_the_umask() {
         }
     };
     let parsed: serde_json::Value = serde_json::from_str(&reattach).unwrap();
-    let socket = parsed["registry.terraform.io/ccsecrets/ccsecrets"]["Addr"]["String"]
+    let socket = parsed["registry.opentofu.org/ccsecrets/ccsecrets"]["Addr"]["String"]
         .as_str()
         .unwrap()
         .to_owned();

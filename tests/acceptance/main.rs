@@ -6,6 +6,7 @@
 mod auth;
 mod binary;
 mod config;
+mod consumers;
 mod core;
 mod grpc;
 mod guards;

@@ -195,6 +195,7 @@ pub struct CxoneWorld {
     pub standin: CxoneStandin,
     pub access_key_id: String,
     pub access_key_secret: String,
+    pub client_id: String,
     pub client_secret: String,
     #[allow(dead_code)]
     pub tenant_id: String,
@@ -222,6 +223,7 @@ impl CxoneWorld {
             standin,
             access_key_id,
             access_key_secret,
+            client_id,
             client_secret,
             tenant_id,
         }

@@ -106,7 +106,7 @@ pub(crate) fn run() -> Result<(), String> {
         genesys.token_requests(client_id)
     );
     println!(
-        "    API calls with the token: {}  (the genesyscloud provider checking its login)",
+        "    API calls with the token: {}  (the genesyscloud provider at each configure, and its data source)",
         genesys.valid_calls(client_id)
     );
     println!(

@@ -186,34 +186,64 @@ impl GenesysToken {
     }
 }
 
+/// How long one revocation may keep trying (throttling and transient failures are retried,
+/// honouring `Retry-After`): within the provider's 8 s for Close, so the answer says why.
+pub const REVOKE_BUDGET: Duration = Duration::from_secs(7);
+
 /// `DELETE <api>/api/v2/tokens/me`. A token the platform no longer accepts (401) counts as
-/// revoked.
+/// revoked; a 429 or 5xx is retried within [`REVOKE_BUDGET`].
 pub async fn revoke(
     http: &reqwest::Client,
     api: &Url,
     token: &SecretString,
 ) -> Result<(), PlatformError> {
     let url = net::join(api, "/api/v2/tokens/me");
-    let mut req = http.delete(url.clone());
-    if let Some(h) = bearer(token) {
-        req = req.header(reqwest::header::AUTHORIZATION, h);
-    }
-    match req.send().await {
-        Ok(resp) if resp.status().is_success() || resp.status().as_u16() == 401 => {
-            tracing::debug!("revoked a Genesys Cloud token");
-            Ok(())
+    let budget = Budget::new(REVOKE_BUDGET, tokio_util::sync::CancellationToken::new());
+    let waiting_for = format!("{PLATFORM} at {url} (revoking a token)");
+    let outcome = net::retry(&RetryPolicy::default(), &budget, &waiting_for, |_| {
+        let mut req = http.delete(url.clone());
+        if let Some(h) = bearer(token) {
+            req = req.header(reqwest::header::AUTHORIZATION, h);
         }
-        Ok(resp) => Err(PlatformError::Unavailable {
-            platform: PLATFORM,
-            endpoint: url.as_str().to_owned(),
-            status: resp.status().as_u16(),
-        }),
-        Err(e) => Err(PlatformError::Unreachable {
-            platform: PLATFORM,
-            endpoint: url.as_str().to_owned(),
-            reason: net::describe_transport(&e),
-        }),
+        let url = &url;
+        async move {
+            match req.send().await {
+                Ok(resp) if resp.status().is_success() || resp.status().as_u16() == 401 => {
+                    net::Attempt::Done(())
+                }
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let error = PlatformError::Unavailable {
+                        platform: PLATFORM,
+                        endpoint: url.as_str().to_owned(),
+                        status,
+                    };
+                    if status == 429 || status >= 500 {
+                        net::Attempt::Retry {
+                            error,
+                            after: net::retry_after(resp.headers()),
+                        }
+                    } else {
+                        net::Attempt::Fail(error)
+                    }
+                }
+                Err(e) => net::Attempt::Retry {
+                    error: PlatformError::Unreachable {
+                        platform: PLATFORM,
+                        endpoint: url.as_str().to_owned(),
+                        reason: net::describe_transport(&e),
+                    },
+                    after: None,
+                },
+            }
+        }
+    })
+    .await
+    .map_err(PlatformError::from_gave_up);
+    if outcome.is_ok() {
+        tracing::debug!("revoked a Genesys Cloud token");
     }
+    outcome
 }
 
 /// Genesys Cloud behind the platform seam.
