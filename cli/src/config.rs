@@ -141,6 +141,8 @@ pub(crate) struct TokenBlock {
     /// Its attributes as JSON (literals only), decoded by the core's typed settings.
     pub(crate) attrs: Map<String, Value>,
     pub(crate) env: Vec<EnvVar>,
+    /// Its `sink` blocks (used by the agent), with their lines.
+    pub(crate) sinks: Vec<(Map<String, Value>, usize)>,
     place: Place,
     lines: HashMap<String, usize>,
 }
@@ -197,6 +199,8 @@ impl TokenBlock {
 pub(crate) struct Config {
     pub(crate) settings: Settings,
     pub(crate) blocks: Vec<TokenBlock>,
+    /// The `agent` block's attributes, and its line.
+    pub(crate) agent: Option<(Map<String, Value>, usize)>,
     file: String,
     lines: HashMap<Vec<String>, usize>,
 }
@@ -208,6 +212,7 @@ impl Config {
         Config {
             settings: Settings::default(),
             blocks: Vec::new(),
+            agent: None,
             file: String::new(),
             lines: HashMap::new(),
         }
@@ -253,6 +258,7 @@ impl Config {
         self.blocks.push(TokenBlock {
             kind,
             env: default_env(kind),
+            sinks: Vec::new(),
             name,
             attrs,
             place: Place {
@@ -335,6 +341,7 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Config, Vec<Located>> {
     let settings_words = vocabulary::settings();
     let mut settings_json = Map::new();
     let mut blocks = Vec::new();
+    let mut agent = None;
     let mut names: HashMap<(BlockKind, String), usize> = HashMap::new();
     for structure in body.iter() {
         match structure {
@@ -377,6 +384,18 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Config, Vec<Located>> {
                     blocks.push(block);
                 }
             }
+            Structure::Block(b) if b.ident.as_str() == "agent" && b.labels.is_empty() => {
+                let line = lines.line_of(b.span());
+                if agent.is_some() {
+                    reader.problems.push(reader.unplaced_at(
+                        line,
+                        Problem::error("Duplicate block", "Only one `agent` block is allowed."),
+                    ));
+                    continue;
+                }
+                let value = reader.words_body(&["agent"], &vocabulary::agent(), &b.body, line, &[]);
+                agent = Some((value, line));
+            }
             Structure::Block(b) => {
                 let line = lines.line_of(b.span());
                 let ident = b.ident.as_str();
@@ -400,7 +419,7 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Config, Vec<Located>> {
                         Problem::error(
                             "Unsupported block type",
                             format!(
-                                "Blocks of type `{ident}` are not expected here. The top level takes {}, and the blocks {}.",
+                                "Blocks of type `{ident}` are not expected here. The top level takes {}, `agent {{ ... }}`, and the blocks {}.",
                                 settings_words.blocks.iter().map(|(n, _)| format!("`{n} {{ ... }}`")).collect::<Vec<_>>().join(", "),
                                 BlockKind::ALL.iter().map(|k| format!("`{} \"NAME\" {{ ... }}`", k.name())).collect::<Vec<_>>().join(", ")
                             ),
@@ -440,6 +459,7 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Config, Vec<Located>> {
     Ok(Config {
         settings: settings.unwrap_or_default(),
         blocks,
+        agent,
         file: file.to_owned(),
         lines: reader.places,
     })
@@ -606,8 +626,27 @@ impl Reader<'_> {
         let mut attrs = Map::new();
         let mut lines = HashMap::new();
         let mut env = None;
+        let mut sinks = Vec::new();
         for structure in body.iter() {
             match structure {
+                Structure::Block(b) if b.ident.as_str() == "sink" && b.labels.is_empty() => {
+                    let l = self.lines.line_of(b.span());
+                    let words = vocabulary::sink();
+                    let before_sink = self.problems.len();
+                    let v = self.words_body(&["sink"], &words, &b.body, l, &[]);
+                    if self.problems.len() == before_sink && !v.contains_key("file") {
+                        self.push(
+                            l,
+                            Some(&title),
+                            Problem::error(
+                                "Missing required argument",
+                                "A `sink` block needs `file`.",
+                            )
+                            .at(Field::root("sink").attr("file")),
+                        );
+                    }
+                    sinks.push((v, l));
+                }
                 Structure::Block(b) => {
                     let l = self.lines.line_of(b.span());
                     self.push(
@@ -681,6 +720,7 @@ impl Reader<'_> {
             name,
             attrs,
             env,
+            sinks,
             place: Place {
                 file: self.file.to_owned(),
                 line,

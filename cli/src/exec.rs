@@ -18,7 +18,7 @@ use crate::open::Opened;
 
 /// Variables removed from the command's environment when a Genesys token is handed over: the
 /// genesyscloud provider and the `gc` CLI would otherwise log in with them instead.
-const GENESYS_CLIENT_VARS: [&str; 2] = [
+pub(crate) const GENESYS_CLIENT_VARS: [&str; 2] = [
     "GENESYSCLOUD_OAUTHCLIENT_ID",
     "GENESYSCLOUD_OAUTHCLIENT_SECRET",
 ];
@@ -149,6 +149,7 @@ pub(crate) async fn run(
     command: &[String],
     handover: Handover,
     stop: CancellationToken,
+    mut reload: Option<(Signal, tokio::sync::mpsc::UnboundedReceiver<()>)>,
 ) -> Result<ExitStatus, SpawnError> {
     let (program, args) = command.split_first().ok_or(SpawnError {
         code: 2,
@@ -206,6 +207,16 @@ pub(crate) async fn run(
                 }
                 if matches!(sig, Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT) {
                     stopping = true;
+                }
+            }
+            Some(()) = async {
+                match reload.as_mut() {
+                    Some((_, rx)) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if let Some((sig, _)) = &reload {
+                    forward(*sig);
                 }
             }
             () = stop.cancelled(), if !stopping => {

@@ -16,6 +16,12 @@ use crate::config::{BlockKind, Located, TokenBlock};
 pub(crate) struct Opened {
     pub(crate) outputs: BTreeMap<String, Output>,
     pub(crate) warnings: Vec<Located>,
+    /// The pool lease, to release (revoke) this one token later.
+    pub(crate) lease: Option<u64>,
+    /// When the token expires (none for a plain secret).
+    pub(crate) expires_at: Option<std::time::SystemTime>,
+    /// The secret version that produced it.
+    pub(crate) version: i64,
 }
 
 impl Opened {
@@ -68,11 +74,23 @@ fn source(core: &Core, block: &TokenBlock) -> Result<Source, Vec<Located>> {
 
 /// Opens one block: reads its secret and mints (or shares) its token.
 pub(crate) async fn open(core: &Core, block: &TokenBlock) -> Result<Opened, Vec<Located>> {
+    open_with(core, block, false).await
+}
+
+/// As [`open`]; `fresh` mints a new token even when one is held (the agent's refresh).
+pub(crate) async fn open_with(
+    core: &Core,
+    block: &TokenBlock,
+    fresh: bool,
+) -> Result<Opened, Vec<Located>> {
     let src = source(core, block)?;
-    let options = Options::from_settings(
+    let mut options = Options::from_settings(
         block.flag("rotation_fallback"),
         block.int("reuse_min_remaining_percent"),
     );
+    if fresh {
+        options.reuse_percent = 100;
+    }
     match block.kind {
         BlockKind::Genesys => {
             let settings: GenesysSettings = block.settings().map_err(|l| vec![l])?;
@@ -109,6 +127,9 @@ pub(crate) async fn open(core: &Core, block: &TokenBlock) -> Result<Opened, Vec<
             Ok(Opened {
                 outputs,
                 warnings: Vec::new(),
+                lease: None,
+                expires_at: None,
+                version: secret.metadata.version,
             })
         }
     }
@@ -147,7 +168,35 @@ async fn open_token<P: Platform>(
             .into_iter()
             .map(|p| block.locate(p))
             .collect(),
+        lease: Some(minted.lease.handle),
+        expires_at: Some(ccsecrets_core::pool::PooledToken::expires_at(
+            &*minted.lease.token,
+        )),
+        version: minted.used,
     })
+}
+
+/// Releases one token: revoked now when it is revocable and nobody else holds it.
+pub(crate) async fn release(
+    core: &Core,
+    kind: BlockKind,
+    lease: u64,
+) -> Result<(), ccsecrets_core::pool::Unrevoked> {
+    match kind {
+        BlockKind::Genesys => {
+            core.pools
+                .get::<<Genesys as Platform>::Token>()
+                .release(lease)
+                .await
+        }
+        BlockKind::Cxone => {
+            core.pools
+                .get::<<Cxone as Platform>::Token>()
+                .release(lease)
+                .await
+        }
+        BlockKind::VaultSecret => Ok(()),
+    }
 }
 
 /// `check`: reads each block's secret (values stay in memory, in secret types, and are never

@@ -29,6 +29,26 @@ pub(crate) fn ensure_bao() -> Result<(), String> {
     }
 }
 
+/// Makes sure `kubernetes-validate` (PyPI) is on PATH, for the tests that validate the
+/// Kubernetes examples.
+pub(crate) fn ensure_kubernetes_validate() -> Result<(), String> {
+    if runs("kubernetes-validate", "--version") {
+        return Ok(());
+    }
+    eprintln!(
+        "xtask: kubernetes-validate not found; installing it: python3 -m pip install kubernetes-validate"
+    );
+    let ok = Command::new("python3")
+        .args(["-m", "pip", "install", "--quiet", "kubernetes-validate"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok && runs("kubernetes-validate", "--version") {
+        Ok(())
+    } else {
+        Err("could not install kubernetes-validate. Install it yourself with `pip install kubernetes-validate`.".into())
+    }
+}
+
 /// Makes sure Terraform >= 1.10 is on PATH (it cannot be installed from here).
 pub(crate) fn ensure_terraform() -> Result<(), String> {
     if std::env::var_os("TF_ACC_TERRAFORM_PATH").is_some() || runs("terraform", "version") {
@@ -95,6 +115,7 @@ pub(crate) fn run_tests(args: &[String]) -> Result<(), String> {
     let extra: Vec<&String> = args.iter().filter(|a| *a != "--no-compat").collect();
     ensure_bao()?;
     ensure_terraform()?;
+    ensure_kubernetes_validate()?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .ok_or("no workspace root")?

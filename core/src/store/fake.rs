@@ -24,6 +24,8 @@ pub struct FakeStore {
     secrets: Mutex<BTreeMap<String, Entry>>,
     /// Reads served (secret versions, not metadata).
     pub reads: AtomicUsize,
+    /// While set, every read fails as an unreachable store would.
+    down: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for FakeStore {
@@ -70,6 +72,11 @@ impl FakeStore {
         }
     }
 
+    /// Makes every read fail (or succeed again), as a store that is down.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
     /// Wraps the store for a core.
     pub fn shared(self) -> Arc<dyn SecretStore> {
         Arc::new(self)
@@ -96,6 +103,12 @@ impl SecretStore for FakeStore {
         at: &Location,
         version: Option<i64>,
     ) -> Result<Arc<Secret>, Problem> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(Problem::error(
+                "Cannot reach Vault",
+                "the fake store is down",
+            ));
+        }
         self.reads.fetch_add(1, Ordering::SeqCst);
         let s = self
             .secrets

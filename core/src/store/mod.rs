@@ -4,6 +4,7 @@
 
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
+pub mod holding;
 pub mod vault;
 
 use std::sync::Arc;
@@ -60,6 +61,9 @@ pub trait SecretStore: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Option<i64>, Problem> {
         Ok(self.metadata(budget, at).await?.previous_live(version))
     }
+    /// Forgets reads shared so far, so the next read asks the store again (a long-running
+    /// front end re-reads to pick up rotations; a Terraform run shares one read per secret).
+    fn forget_reads(&self) {}
     /// Ends the store's session (revokes a login token).
     async fn shutdown(&self);
 }

@@ -73,3 +73,13 @@ impl SecretCache {
         read.await
     }
 }
+
+impl SecretCache {
+    /// Forgets every shared read.
+    pub(crate) fn clear(&self) {
+        self.reads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+}

@@ -68,6 +68,10 @@ impl SecretStore for VaultStore {
             .map_err(|e| explain(&e, at))
     }
 
+    fn forget_reads(&self) {
+        self.cache.clear();
+    }
+
     async fn shutdown(&self) {
         self.client.shutdown().await;
     }

@@ -1,0 +1,404 @@
+//! `ccsecrets agent` against a real OpenBao server and the Genesys stand-in, with tokens that
+//! live a few seconds: sinks always hold a valid token (never a partial or an expired one), the
+//! store going down does not stop the tokens, SIGTERM revokes and cleans up, `--once`, a
+//! supervised command with its variables and a reload signal, readiness and metrics, and no
+//! secret in the logs.
+
+#![allow(clippy::unwrap_used, unreachable_pub)]
+
+use std::io::{BufRead, BufReader, Read as _};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ccsecrets_testkit::Fault;
+use ccsecrets_testkit::genesys::{self, GenesysStandin};
+use ccsecrets_testkit::openbao::{OpenBao, ROOT_TOKEN};
+use serde_json::json;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ccsecrets")
+}
+
+struct World {
+    bao: OpenBao,
+    genesys: GenesysStandin,
+    client_id: String,
+    client_secret: String,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl World {
+    /// Tokens living `lifetime` seconds.
+    fn new(lifetime: u64) -> World {
+        let bao = OpenBao::start();
+        let genesys = GenesysStandin::start();
+        genesys.set_token_lifetime(lifetime);
+        let client_id = format!("client-{}", fastrand::u32(..));
+        let client_secret: String = std::iter::repeat_with(fastrand::alphanumeric)
+            .take(24)
+            .collect();
+        genesys.add_client(&client_id, &client_secret, "org-1");
+        bao.kv_put(
+            "genesys/prod/runtime",
+            json!({"client_id": client_id, "client_secret": client_secret}),
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        World {
+            bao,
+            genesys,
+            client_id,
+            client_secret,
+            dir: tempfile::tempdir().unwrap(),
+            port,
+        }
+    }
+
+    fn sink(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// An agent configuration: one block with a token sink and a json sink, and `agent_extra`.
+    fn write(&self, agent_extra: &str) -> PathBuf {
+        // No retries: a store or platform failure shows at once (the agent's own backoff and
+        // held credential are what is tested).
+        let cfg = format!(
+            r#"max_retries = 0
+vault {{
+  address = "{addr}"
+}}
+agent {{
+  listen = "127.0.0.1:{port}"
+  revoke_grace_seconds = 1
+{agent_extra}
+}}
+genesys_token "app" {{
+  path      = "genesys/prod/runtime"
+  region    = "us-east-1"
+  login_url = "{g}"
+  api_url   = "{g}"
+  sink {{
+    file = "{token}"
+  }}
+  sink {{
+    file   = "{json}"
+    format = "json"
+    mode   = "0440"
+  }}
+}}
+"#,
+            addr = self.bao.addr(),
+            port = self.port,
+            g = self.genesys.url(),
+            token = self.sink("token").display(),
+            json = self.sink("token.json").display(),
+        );
+        let p = self.dir.path().join("ccsecrets.hcl");
+        std::fs::write(&p, cfg).unwrap();
+        p
+    }
+
+    fn agent(&self, args: &[&str]) -> Child {
+        let mut c = Command::new(bin());
+        c.arg("agent").args(args).current_dir(self.dir.path());
+        for (k, _) in std::env::vars() {
+            if ["VAULT_", "BAO_", "CCSECRETS_", "GENESYSCLOUD_", "GITHUB_"]
+                .iter()
+                .any(|p| k.starts_with(p))
+            {
+                c.env_remove(k);
+            }
+        }
+        c.env("VAULT_TOKEN", ROOT_TOKEN)
+            .env("HOME", self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn http(&self, path: &str) -> (u16, String) {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        use std::io::Write as _;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        let status = out[9..12].parse().unwrap();
+        let body = out
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    fn valid(&self, token: &str) -> bool {
+        let c = reqwest::blocking::Client::new();
+        c.get(format!("{}/api/v2/organizations/me", self.genesys.url()))
+            .bearer_auth(token)
+            .send()
+            .unwrap()
+            .status()
+            .is_success()
+    }
+}
+
+fn wait_for(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn stop(mut child: Child, within: Duration) -> (std::process::ExitStatus, String) {
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > within {
+            let _ = child.kill();
+            panic!("the agent did not exit within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (status, err)
+}
+
+fn metric(body: &str, name: &str) -> f64 {
+    body.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {body}"))
+}
+
+#[test]
+fn sinks_always_hold_a_valid_token_across_refreshes_and_stop_cleans_up() {
+    let w = World::new(3);
+    let cfg = w.write("");
+    let agent = w.agent(&["--config", cfg.to_str().unwrap()]);
+    wait_for("the first token", Duration::from_secs(10), || {
+        w.sink("token").exists()
+    });
+    assert_eq!(w.http("/readyz").0, 200);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&w.sink("token")), 0o400);
+    assert_eq!(mode(&w.sink("token.json")), 0o440);
+    // A reader checks the sink's token many times a second for three token lifetimes.
+    let (mut reads, mut seen) = (0, std::collections::BTreeSet::new());
+    let until = Instant::now() + Duration::from_secs(9);
+    while Instant::now() < until {
+        let token = std::fs::read_to_string(w.sink("token")).unwrap();
+        assert_eq!(
+            token.len(),
+            64,
+            "a whole token, never a partial or empty file"
+        );
+        assert!(
+            w.valid(&token),
+            "the sink held a token the platform refuses"
+        );
+        seen.insert(token);
+        reads += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(reads > 200, "{reads} reads");
+    assert!(
+        seen.len() >= 3,
+        "refreshed at two thirds of the life: {} tokens",
+        seen.len()
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(w.sink("token.json")).unwrap()).unwrap();
+    assert_eq!(json["region"], "us-east-1");
+    let (_, metrics) = w.http("/metrics");
+    assert!(
+        metric(&metrics, "ccsecrets_mints_total") >= 3.0,
+        "{metrics}"
+    );
+    assert!(
+        metric(&metrics, "ccsecrets_revocations_total") >= 1.0,
+        "{metrics}"
+    );
+    assert_eq!(metric(&metrics, "ccsecrets_store_reachable"), 1.0);
+    let (status, log) = stop(agent, Duration::from_secs(5));
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(
+        !w.sink("token").exists() && !w.sink("token.json").exists(),
+        "sinks removed"
+    );
+    assert_eq!(
+        w.genesys.live_tokens(&w.client_id),
+        0,
+        "every token revoked"
+    );
+    for secret in w.genesys.issued_tokens().iter().chain([&w.client_secret]) {
+        assert!(
+            !log.contains(secret.as_str()),
+            "a secret in the log:\n{log}"
+        );
+    }
+    assert!(!metrics.contains(&w.client_secret));
+}
+
+#[test]
+fn the_store_going_down_does_not_stop_the_tokens() {
+    let mut w = World::new(3);
+    let cfg = w.write("");
+    let agent = w.agent(&["--config", cfg.to_str().unwrap()]);
+    wait_for("the first token", Duration::from_secs(10), || {
+        w.sink("token").exists()
+    });
+    w.bao.stop();
+    let first = std::fs::read_to_string(w.sink("token")).unwrap();
+    // Two lifetimes later the sink still holds a valid, newer token.
+    std::thread::sleep(Duration::from_secs(6));
+    let later = std::fs::read_to_string(w.sink("token")).unwrap();
+    assert_ne!(first, later);
+    assert!(w.valid(&later));
+    let (_, metrics) = w.http("/metrics");
+    assert_eq!(
+        metric(&metrics, "ccsecrets_store_reachable"),
+        0.0,
+        "{metrics}"
+    );
+    assert_eq!(w.http("/readyz").0, 200);
+    let (status, _) = stop(agent, Duration::from_secs(5));
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(w.genesys.live_tokens(&w.client_id), 0);
+}
+
+#[test]
+fn no_fresh_token_in_time_empties_the_sink_and_readiness_turns_false() {
+    let w = World::new(3);
+    let cfg = w.write("");
+    let agent = w.agent(&["--config", cfg.to_str().unwrap()]);
+    wait_for("the first token", Duration::from_secs(10), || {
+        w.sink("token").exists()
+    });
+    // The platform fails the next three refreshes (the agent backs off 1 s, then 2 s, ...).
+    for _ in 0..3 {
+        w.genesys
+            .push_fault(genesys::route::TOKEN, Fault::ServerError);
+    }
+    wait_for("the sink to be emptied", Duration::from_secs(8), || {
+        !w.sink("token").exists()
+    });
+    assert_eq!(w.http("/readyz").0, 503);
+    wait_for("a failure in the metrics", Duration::from_secs(5), || {
+        metric(
+            &w.http("/metrics").1,
+            "ccsecrets_failures_total{block=\"genesys_token.app\",kind=\"platform\"}",
+        ) >= 1.0
+    });
+    // The platform recovers (the faults run out): the sink comes back.
+    wait_for("the sink to come back", Duration::from_secs(60), || {
+        w.sink("token").exists()
+    });
+    wait_for("readiness", Duration::from_secs(5), || {
+        w.http("/readyz").0 == 200
+    });
+    let (status, _) = stop(agent, Duration::from_secs(5));
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn once_writes_every_sink_and_leaves_the_token_valid() {
+    let w = World::new(600);
+    let cfg = w.write("");
+    let out = w
+        .agent(&["--config", cfg.to_str().unwrap(), "--once"])
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = std::fs::read_to_string(w.sink("token")).unwrap();
+    assert!(w.valid(&token), "not revoked: it is for later");
+    assert_eq!(w.genesys.live_tokens(&w.client_id), 1);
+}
+
+#[test]
+fn a_supervised_command_gets_the_variables_and_a_reload_signal() {
+    let w = World::new(3);
+    let cfg = w.write("  reload_signal = \"SIGHUP\"");
+    let marker = w.sink("events");
+    let script = format!(
+        "echo \"start $GENESYSCLOUD_REGION ${{#GENESYSCLOUD_ACCESS_TOKEN}}\" >> {m}; trap 'echo hup >> {m}' HUP; trap 'echo term >> {m}; exit 4' TERM; echo ready; while :; do sleep 0.05; done",
+        m = marker.display()
+    );
+    let mut agent = w.agent(&["--config", cfg.to_str().unwrap(), "--", "sh", "-c", &script]);
+    let mut line = String::new();
+    BufReader::new(agent.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n");
+    wait_for("a reload", Duration::from_secs(10), || {
+        std::fs::read_to_string(&marker)
+            .unwrap_or_default()
+            .contains("hup")
+    });
+    let (status, log) = stop(agent, Duration::from_secs(15));
+    assert_eq!(status.code(), Some(4), "the command's status: {log}");
+    let events = std::fs::read_to_string(&marker).unwrap();
+    assert!(events.starts_with("start us-east-1 64\n"), "{events}");
+    assert!(events.trim_end().ends_with("term"), "{events}");
+    assert_eq!(w.genesys.live_tokens(&w.client_id), 0);
+    assert!(!w.sink("token").exists());
+}
+
+#[test]
+fn sink_mistakes_are_pinned_to_their_line() {
+    let w = World::new(600);
+    let cfg = w.write("  reload_signal = \"SIGNOPE\"");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("format = \"json\"", "format = \"yaml\"");
+    std::fs::write(&cfg, text).unwrap();
+    let out = w
+        .agent(&["--config", cfg.to_str().unwrap()])
+        .wait_with_output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(err.contains("Error: Invalid reload_signal"), "{err}");
+    assert!(
+        err.contains("ccsecrets.hcl line 8, attribute `agent.reload_signal`"),
+        "{err}"
+    );
+    assert!(err.contains("Error: Invalid format"), "{err}");
+    assert!(
+        err.contains("ccsecrets.hcl line 18, in genesys_token \"app\", attribute `sink.format`"),
+        "{err}"
+    );
+    assert!(!w.sink("token").exists());
+}

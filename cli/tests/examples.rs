@@ -1,0 +1,84 @@
+//! The deployment examples: every Kubernetes manifest passes `kubernetes-validate --strict`
+//! against a current Kubernetes, and the agent configuration each one carries is one the
+//! command line accepts.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/kubernetes")
+}
+
+fn manifests() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(examples())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    v.sort();
+    assert!(!v.is_empty(), "no manifests in {}", examples().display());
+    v
+}
+
+#[test]
+fn kubernetes_manifests_validate_strictly() {
+    for m in manifests() {
+        let out = Command::new("kubernetes-validate")
+            .args(["--strict", "--kubernetes-version", "1.34.0"])
+            .arg(&m)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("cannot run kubernetes-validate ({e}): install it with `pip install kubernetes-validate`")
+            });
+        assert!(
+            out.status.success(),
+            "{} does not validate:\n{}{}",
+            m.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// The `ccsecrets.hcl: |` block of a ConfigMap, unindented.
+fn embedded_config(yaml: &str) -> String {
+    let mut lines = yaml
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("ccsecrets.hcl: |"));
+    let header = lines.next().expect("a ccsecrets.hcl entry");
+    let indent = header.len() - header.trim_start().len() + 2;
+    lines
+        .take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() >= indent)
+        .map(|l| l.get(indent..).unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_agent_configuration_in_each_manifest_is_valid() {
+    for m in manifests() {
+        let yaml = std::fs::read_to_string(&m).unwrap();
+        if !yaml.contains("ccsecrets.hcl: |") {
+            continue;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("ccsecrets.hcl");
+        std::fs::write(&cfg, embedded_config(&yaml)).unwrap();
+        // `token` reads and validates the whole file before it looks for the block.
+        let out = Command::new(env!("CARGO_BIN_EXE_ccsecrets"))
+            .args(["token", "--config"])
+            .arg(&cfg)
+            .arg("no-such-block")
+            .env_remove("VAULT_ADDR")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("Error: No such block") && err.contains("genesys_token.app"),
+            "{}: {err}",
+            m.display()
+        );
+    }
+}
