@@ -1,6 +1,6 @@
 //! The deployment examples: every Kubernetes manifest passes `kubernetes-validate --strict`
-//! against a current Kubernetes, and the agent configuration each one carries is one the
-//! command line accepts.
+//! against a current Kubernetes, the compose file shares a tmpfs volume between the agent and
+//! the app, and the agent configuration each one carries is one the command line accepts.
 
 #![allow(clippy::unwrap_used)]
 
@@ -56,6 +56,54 @@ fn embedded_config(yaml: &str) -> String {
         .join("\n")
 }
 
+/// Runs `ccsecrets token` on `cfg`: it reads and validates the whole file before it looks for
+/// the block, so a valid file fails only with "No such block".
+fn assert_config_valid(cfg: &Path, what: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ccsecrets"))
+        .args(["token", "--config"])
+        .arg(cfg)
+        .arg("no-such-block")
+        .env_remove("VAULT_ADDR")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Error: No such block") && err.contains("genesys_token.app"),
+        "{what}: {err}"
+    );
+}
+
+#[test]
+fn the_compose_example_shares_a_tmpfs_volume_and_its_configuration_is_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/docker-compose");
+    // PyYAML comes with kubernetes-validate.
+    let check = r#"
+import sys, yaml
+c = yaml.safe_load(open(sys.argv[1]))
+vol = c["volumes"]["tokens"]["driver_opts"]
+assert vol["type"] == "tmpfs", vol
+mounts = {name: [m.split(":")[0] for m in s.get("volumes", [])] for name, s in c["services"].items()}
+assert "tokens" in mounts["ccsecrets"] and "tokens" in mounts["app"], mounts
+assert any(m.endswith(":ro") and m.startswith("tokens:") for m in c["services"]["app"]["volumes"])
+print("ok")
+"#;
+    let out = Command::new("python3")
+        .args(["-c", check])
+        .arg(dir.join("compose.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "compose.yaml: {}{} (PyYAML: `pip install kubernetes-validate` brings it)",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_config_valid(
+        &dir.join("ccsecrets.hcl"),
+        "examples/docker-compose/ccsecrets.hcl",
+    );
+}
+
 #[test]
 fn the_agent_configuration_in_each_manifest_is_valid() {
     for m in manifests() {
@@ -66,19 +114,6 @@ fn the_agent_configuration_in_each_manifest_is_valid() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("ccsecrets.hcl");
         std::fs::write(&cfg, embedded_config(&yaml)).unwrap();
-        // `token` reads and validates the whole file before it looks for the block.
-        let out = Command::new(env!("CARGO_BIN_EXE_ccsecrets"))
-            .args(["token", "--config"])
-            .arg(&cfg)
-            .arg("no-such-block")
-            .env_remove("VAULT_ADDR")
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            err.contains("Error: No such block") && err.contains("genesys_token.app"),
-            "{}: {err}",
-            m.display()
-        );
+        assert_config_valid(&cfg, &m.display().to_string());
     }
 }
