@@ -8,10 +8,9 @@ use ccsecrets::framework::Value;
 use ccsecrets_testkit::Fault;
 use ccsecrets_testkit::cxone;
 use ccsecrets_testkit::genesys;
-use ccsecrets_testkit::grpc::InProcess;
 use serde_json::json;
 
-use crate::grpc::{genesys_config, provider_config, rt};
+use crate::grpc::{configured, genesys_config, rt};
 use crate::support::*;
 
 #[test]
@@ -24,8 +23,7 @@ fn a_client_without_the_client_credentials_grant_is_refused_once() {
         json!({"client_id": id, "client_secret": secret}),
     );
     rt().block_on(async {
-        let mut p = InProcess::start().await;
-        p.configure(provider_config(&w.bao.addr())).await;
+        let mut p = configured(&w.bao.addr()).await;
         let r = p
             .open(
                 "ccsecrets_genesys_token",
@@ -51,8 +49,7 @@ fn a_throttled_revocation_waits_as_told_and_succeeds() {
         Fault::TooManyRequests { retry_after: 1 },
     );
     rt().block_on(async {
-        let mut p = InProcess::start().await;
-        p.configure(provider_config(&w.bao.addr())).await;
+        let mut p = configured(&w.bao.addr()).await;
         let r = p
             .open(
                 "ccsecrets_genesys_token",
@@ -90,8 +87,7 @@ fn a_late_open_gets_a_fresh_token_not_one_about_to_expire() {
     let w = GenesysWorld::new("genesys/late");
     w.standin.set_token_lifetime(4);
     rt().block_on(async {
-        let mut p = InProcess::start().await;
-        p.configure(provider_config(&w.bao.addr())).await;
+        let mut p = configured(&w.bao.addr()).await;
         let text = |v: &Value| match v {
             Value::Secret(s) => secrecy::ExposeSecret::expose_secret(s).to_owned(),
             other => panic!("{other:?}"),
@@ -140,8 +136,7 @@ fn a_bad_cxone_access_key_is_rejected_whether_401_or_400_and_falls_back() {
     bad["access_key_secret"] = json!("wrong-secret==");
     w.bao.kv_put("cxone/rot", bad);
     rt().block_on(async {
-        let mut p = InProcess::start().await;
-        p.configure(provider_config(&w.bao.addr())).await;
+        let mut p = configured(&w.bao.addr()).await;
         let config = Value::object([
             ("path", Value::from("cxone/rot")),
             ("issuer", Value::from(w.standin.url())),
@@ -176,8 +171,7 @@ fn the_genesys_api_limits_calls_per_token_with_429_and_retry_after() {
     let w = GenesysWorld::new("genesys/limit");
     w.standin.set_api_limit(3, Duration::from_secs(2));
     let token = rt().block_on(async {
-        let mut p = InProcess::start().await;
-        p.configure(provider_config(&w.bao.addr())).await;
+        let mut p = configured(&w.bao.addr()).await;
         let mut config = genesys_config(&w, "genesys/limit");
         if let Value::Map(m) = &mut config {
             m.insert("revoke_on_close".into(), Value::from(false));

@@ -34,6 +34,14 @@ pub fn provider_config(addr: &str) -> Value {
     ])
 }
 
+/// A provider served in-process and configured for the OpenBao at `addr`.
+pub async fn configured(addr: &str) -> InProcess {
+    let mut p = InProcess::start().await;
+    let d = p.configure(provider_config(addr)).await;
+    assert!(d.is_empty(), "{d:?}");
+    p
+}
+
 pub fn genesys_config(w: &GenesysWorld, path: &str) -> Value {
     Value::object([
         ("path", Value::from(path)),
@@ -216,8 +224,7 @@ fn vault_secret_results_keep_types_and_metadata() {
 fn genesys_token_result_shares_one_token_and_close_revokes_it() {
     let w = GenesysWorld::new("genesys/g");
     let (token, expires_in) = rt().block_on(async {
-        let mut p = InProcess::start().await;
-        p.configure(provider_config(&w.bao.addr())).await;
+        let mut p = configured(&w.bao.addr()).await;
         let a = p
             .open("ccsecrets_genesys_token", genesys_config(&w, "genesys/g"))
             .await;
@@ -265,8 +272,7 @@ fn close_returns_within_eight_seconds_when_the_revoke_hangs() {
         Fault::Delay(std::time::Duration::from_secs(15)),
     );
     rt().block_on(async {
-        let mut p = InProcess::start().await;
-        p.configure(provider_config(&w.bao.addr())).await;
+        let mut p = configured(&w.bao.addr()).await;
         let r = p
             .open(
                 "ccsecrets_genesys_token",
@@ -306,8 +312,7 @@ fn renew_hands_back_the_private_bytes_so_close_still_releases() {
     // OpenTofu gives Close the private bytes of the latest Renew, even an empty one.
     let w = GenesysWorld::new("genesys/renew");
     rt().block_on(async {
-        let mut p = InProcess::start().await;
-        p.configure(provider_config(&w.bao.addr())).await;
+        let mut p = configured(&w.bao.addr()).await;
         let r = p
             .open(
                 "ccsecrets_genesys_token",
@@ -341,8 +346,7 @@ fn renew_hands_back_the_private_bytes_so_close_still_releases() {
 fn tokens_whose_close_never_came_are_revoked_at_shutdown() {
     let w = GenesysWorld::new("genesys/s");
     rt().block_on(async {
-        let mut p = InProcess::start().await;
-        p.configure(provider_config(&w.bao.addr())).await;
+        let mut p = configured(&w.bao.addr()).await;
         let r = p
             .open("ccsecrets_genesys_token", genesys_config(&w, "genesys/s"))
             .await;

@@ -14,7 +14,7 @@ use ccsecrets_testkit::grpc::{InProcess, WireDiagnostic, connect_unix, open_with
 use ccsecrets_testkit::{Fault, cxone, genesys};
 use serde_json::json;
 
-use crate::grpc::{genesys_config, provider_config, rt};
+use crate::grpc::{configured, genesys_config, provider_config, rt};
 use crate::support::*;
 
 const COOKIE: (&str, &str) = (
@@ -91,8 +91,7 @@ fn platform_error_text_is_redacted_and_stripped() {
         ),
     );
     rt().block_on(async {
-        let mut p = InProcess::start().await;
-        p.configure(provider_config(&w.bao.addr())).await;
+        let mut p = configured(&w.bao.addr()).await;
         let r = p
             .open(
                 "ccsecrets_genesys_token",
@@ -213,8 +212,7 @@ fn oversized_bodies_are_refused_with_their_limit() {
     w.standin
         .push_fault(genesys::route::TOKEN, Fault::Huge(64 << 20));
     rt().block_on(async {
-        let mut p = InProcess::start().await;
-        p.configure(provider_config(&w.bao.addr())).await;
+        let mut p = configured(&w.bao.addr()).await;
         let r = p
             .open("ccsecrets_genesys_token", genesys_config(&w, "genesys/huge"))
             .await;
@@ -263,8 +261,7 @@ fn absurd_expiry_numbers_are_clamped() {
         );
     }
     rt().block_on(async {
-        let mut p = InProcess::start().await;
-        p.configure(provider_config(&w.bao.addr())).await;
+        let mut p = configured(&w.bao.addr()).await;
         for _ in 0..2 {
             let mut config = genesys_config(&w, "genesys/numbers");
             if let Value::Map(m) = &mut config {
@@ -305,8 +302,7 @@ fn hostile_discovery_documents_fail_closed() {
             .push_fault(cxone::route::DISCOVERY, Fault::Status(200, doc));
     }
     rt().block_on(async {
-        let mut p = InProcess::start().await;
-        p.configure(provider_config(&w.bao.addr())).await;
+        let mut p = configured(&w.bao.addr()).await;
         for _ in 0..2 {
             let r = p
                 .open(
@@ -358,8 +354,7 @@ fn urls_with_credentials_are_shown_redacted() {
     });
     let w = GenesysWorld::new("genesys/urls");
     rt().block_on(async {
-        let mut p = InProcess::start().await;
-        p.configure(provider_config(&w.bao.addr())).await;
+        let mut p = configured(&w.bao.addr()).await;
         let mut config = genesys_config(&w, "genesys/urls");
         if let Value::Map(m) = &mut config {
             m.insert(
@@ -390,8 +385,7 @@ fn a_secret_cannot_redirect_its_own_credential() {
                "client_id": "app", "client_secret": cx.client_secret, "issuer": "https://attacker.example.com"}),
     );
     rt().block_on(async {
-        let mut p = InProcess::start().await;
-        p.configure(provider_config(&w.bao.addr())).await;
+        let mut p = configured(&w.bao.addr()).await;
         let r = p
             .open(
                 "ccsecrets_genesys_token",
@@ -403,8 +397,7 @@ fn a_secret_cannot_redirect_its_own_credential() {
             "Domain from the secret is not a Genesys Cloud region"
         );
         p.stop().await;
-        let mut p = InProcess::start().await;
-        p.configure(provider_config(&cx.bao.addr())).await;
+        let mut p = configured(&cx.bao.addr()).await;
         let r = p
             .open(
                 "ccsecrets_cxone_token",
