@@ -200,6 +200,14 @@ impl<T: PooledToken> TokenPool<T> {
                         if let Some(id) = fresh_id {
                             return Ok(Self::lend(&mut state, id));
                         }
+                        // A stale token nobody uses (a non-revocable one kept for reuse) is
+                        // forgotten as its successor is minted, so a long-running process does
+                        // not keep every token it ever minted.
+                        if let Some(old) = current {
+                            if state.tokens.get(&old).is_some_and(|e| e.users == 0) {
+                                state.tokens.remove(&old);
+                            }
+                        }
                         let m = std::panic::AssertUnwindSafe(mint())
                             .catch_unwind()
                             .map(|r| match r {
@@ -292,8 +300,15 @@ impl<T: PooledToken> TokenPool<T> {
                 return Ok(());
             }
             match entry.token.revoke() {
-                // Not revocable: keep it for reuse while it is fresh.
-                None => return Ok(()),
+                // Not revocable: keep it for reuse while it is the current one; forget it once
+                // a successor has replaced it.
+                None => {
+                    let key = entry.key.clone();
+                    if !matches!(state.slots.get(&key), Some(Slot::Current(c)) if *c == id) {
+                        state.tokens.remove(&id);
+                    }
+                    return Ok(());
+                }
                 Some(revoke) => {
                     let key = entry.key.clone();
                     let token = Arc::clone(&entry.token);
@@ -657,6 +672,36 @@ mod tests {
             .unwrap();
         assert!(Arc::ptr_eq(&a.token, &b.token));
         assert_eq!(c.minted.load(Ordering::SeqCst), 1);
+        assert_eq!(c.revoked.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn stale_non_revocable_tokens_are_forgotten_once_replaced() {
+        let pool = TokenPool::<Fake>::default();
+        let c = counters();
+        let short = Duration::from_secs(90);
+        let a = pool
+            .acquire(&k("k"), 50, minter(&c, short, false, false))
+            .await
+            .unwrap();
+        pool.release(a.handle).await.unwrap();
+        // Asking for more life than it has left mints a successor; the old one goes.
+        let b = pool
+            .acquire(&k("k"), 100, minter(&c, short, false, false))
+            .await
+            .unwrap();
+        assert!(!Arc::ptr_eq(&a.token, &b.token));
+        assert_eq!(pool.held(), 1);
+        // Replaced while still lent: forgotten when its last user lets go.
+        let d = pool
+            .acquire(&k("k"), 100, minter(&c, short, false, false))
+            .await
+            .unwrap();
+        assert_eq!(pool.held(), 2);
+        pool.release(b.handle).await.unwrap();
+        assert_eq!(pool.held(), 1);
+        pool.release(d.handle).await.unwrap();
+        assert_eq!(pool.held(), 1, "the current one is kept for reuse");
         assert_eq!(c.revoked.load(Ordering::SeqCst), 0);
     }
 
