@@ -61,7 +61,7 @@ pub(crate) struct Sink {
 /// Reads and checks the `agent` block and every block's sinks.
 pub(crate) fn settings(config: &Config) -> Result<(AgentSettings, Vec<Vec<Sink>>), Vec<Located>> {
     let mut problems = Vec::new();
-    let raw = config.agent.clone().map(|(raw, _)| raw).unwrap_or_default();
+    let raw = config.agent.clone().unwrap_or_default();
     let at = |name: &str, p: Problem| config.locate(p.at(Field::root("agent").attr(name)));
     let listen = match raw.get("listen").and_then(Value::as_str) {
         None => None,
@@ -344,17 +344,12 @@ fn output_json(o: &Output) -> Value {
     }
 }
 
-/// A sink's bytes, for `--once`.
-pub(crate) fn render_public(
+/// A sink's bytes (zeroed when dropped).
+pub(crate) fn render(
     format: Format,
     opened: &Opened,
     env: &[(String, EnvValue)],
 ) -> Zeroizing<Vec<u8>> {
-    render(format, opened, env)
-}
-
-/// A sink's bytes (zeroed when dropped).
-fn render(format: Format, opened: &Opened, env: &[(String, EnvValue)]) -> Zeroizing<Vec<u8>> {
     Zeroizing::new(match format {
         Format::Token => match opened.field("access_token") {
             Some(Output::Secret(s)) => s.expose_secret().as_bytes().to_vec(),

@@ -199,8 +199,8 @@ impl TokenBlock {
 pub(crate) struct Config {
     pub(crate) settings: Settings,
     pub(crate) blocks: Vec<TokenBlock>,
-    /// The `agent` block's attributes, and its line.
-    pub(crate) agent: Option<(Map<String, Value>, usize)>,
+    /// The `agent` block's attributes.
+    pub(crate) agent: Option<Map<String, Value>>,
     file: String,
     lines: HashMap<Vec<String>, usize>,
 }
@@ -282,15 +282,15 @@ fn default_env(kind: BlockKind) -> Vec<EnvVar> {
 
 /// Which file to read: the flag, else `CCSECRETS_CONFIG`, else `ccsecrets.hcl` when present.
 /// `None` when none was asked for and the default file does not exist.
-pub(crate) fn which_file(flag: Option<&Path>) -> Option<(PathBuf, bool)> {
+pub(crate) fn which_file(flag: Option<&Path>) -> Option<PathBuf> {
     if let Some(f) = flag {
-        return Some((f.to_owned(), true));
+        return Some(f.to_owned());
     }
     if let Some(f) = std::env::var_os(CONFIG_ENV).filter(|v| !v.is_empty()) {
-        return Some((PathBuf::from(f), true));
+        return Some(PathBuf::from(f));
     }
     let default = PathBuf::from(DEFAULT_FILE);
-    default.exists().then_some((default, false))
+    default.exists().then_some(default)
 }
 
 /// Reads and checks a configuration file.
@@ -393,8 +393,8 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Config, Vec<Located>> {
                     ));
                     continue;
                 }
-                let value = reader.words_body(&["agent"], &vocabulary::agent(), &b.body, line, &[]);
-                agent = Some((value, line));
+                let value = reader.words_body(&["agent"], &vocabulary::agent(), &b.body, line);
+                agent = Some(value);
             }
             Structure::Block(b) => {
                 let line = lines.line_of(b.span());
@@ -411,7 +411,7 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Config, Vec<Located>> {
                             ));
                             continue;
                         }
-                        let value = reader.words_body(&[ident], words, &b.body, line, &[]);
+                        let value = reader.words_body(&[ident], words, &b.body, line);
                         settings_json.insert(ident.to_owned(), Value::Object(value));
                     }
                     _ => reader.problems.push(reader.unplaced_at(
@@ -445,9 +445,13 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Config, Vec<Located>> {
         }
     }
     let settings: Option<Settings> = serde_json::from_value(Value::Object(settings_json))
-        .map_err(|e| {
+        .map_err(|_| {
+            // serde's message may quote the value (a token): never show it.
             reader.problems.push(Located {
-                problem: Problem::error("Invalid configuration", format!("{e}.")),
+                problem: Problem::error(
+                    "Invalid configuration",
+                    "The top-level settings do not have the expected types.",
+                ),
                 place: at(0),
                 block: None,
             });
@@ -552,7 +556,6 @@ impl Reader<'_> {
         words: &Words,
         body: &Body,
         line: usize,
-        _extra: &[&str],
     ) -> Map<String, Value> {
         let key_path = |name: &str| {
             let mut p: Vec<String> = path.iter().map(|s| (*s).to_owned()).collect();
@@ -591,7 +594,7 @@ impl Reader<'_> {
                         Some(nested) if b.labels.is_empty() && !out.contains_key(ident) => {
                             let mut p = path.to_vec();
                             p.push(ident);
-                            let v = self.words_body(&p, nested, &b.body, l, &[]);
+                            let v = self.words_body(&p, nested, &b.body, l);
                             out.insert(ident.to_owned(), Value::Object(v));
                         }
                         _ => self.push(
@@ -633,7 +636,7 @@ impl Reader<'_> {
                     let l = self.lines.line_of(b.span());
                     let words = vocabulary::sink();
                     let before_sink = self.problems.len();
-                    let v = self.words_body(&["sink"], &words, &b.body, l, &[]);
+                    let v = self.words_body(&["sink"], &words, &b.body, l);
                     if self.problems.len() == before_sink && !v.contains_key("file") {
                         self.push(
                             l,

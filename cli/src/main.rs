@@ -237,7 +237,7 @@ async fn run(command: Command) -> u8 {
 /// Reads the configuration (if any) and validates it all before anything touches the network.
 fn load(flag: Option<PathBuf>, needs_file: bool) -> Result<Config, Failure> {
     let config = match config::which_file(flag.as_deref()) {
-        Some((path, _)) => config::load(&path).map_err(Failure::config)?,
+        Some(path) => config::load(&path).map_err(Failure::config)?,
         None if needs_file => {
             return Err(Failure::plain(
                 EXIT_CONFIG,
@@ -591,13 +591,15 @@ async fn cmd_agent(
                     .into_iter()
                     .collect();
             for s in sinks {
-                agent::write_atomic(&s.path, &agent_render(s, o, &env), s.mode).map_err(|e| {
-                    Failure::plain(
-                        EXIT_UNAVAILABLE,
-                        "Cannot write a sink",
-                        format!("{}: {e}.", s.path.display()),
-                    )
-                })?;
+                agent::write_atomic(&s.path, &agent::render(s.format, o, &env), s.mode).map_err(
+                    |e| {
+                        Failure::plain(
+                            EXIT_UNAVAILABLE,
+                            "Cannot write a sink",
+                            format!("{}: {e}.", s.path.display()),
+                        )
+                    },
+                )?;
             }
         }
         core.store.shutdown().await;
@@ -694,12 +696,4 @@ async fn cmd_agent(
         Ok(status) => Ok(exec::exit_code(status)),
         Err(e) => Err(Failure::plain(e.code, "Cannot run the command", e.message)),
     }
-}
-
-fn agent_render(
-    sink: &agent::Sink,
-    opened: &open::Opened,
-    env: &[(String, exec::EnvValue)],
-) -> zeroize::Zeroizing<Vec<u8>> {
-    agent::render_public(sink.format, opened, env)
 }

@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used, unreachable_pub)]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read as _};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -14,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use ccsecrets_testkit::Fault;
 use ccsecrets_testkit::genesys::{self, GenesysStandin};
-use ccsecrets_testkit::openbao::{OpenBao, ROOT_TOKEN};
+use ccsecrets_testkit::openbao::OpenBao;
 use serde_json::json;
 
 fn bin() -> &'static str {
@@ -105,19 +107,9 @@ genesys_token "app" {{
     }
 
     fn agent(&self, args: &[&str]) -> Child {
-        let mut c = Command::new(bin());
-        c.arg("agent").args(args).current_dir(self.dir.path());
-        for (k, _) in std::env::vars() {
-            if ["VAULT_", "BAO_", "CCSECRETS_", "GENESYSCLOUD_", "GITHUB_"]
-                .iter()
-                .any(|p| k.starts_with(p))
-            {
-                c.env_remove(k);
-            }
-        }
-        c.env("VAULT_TOKEN", ROOT_TOKEN)
-            .env("HOME", self.dir.path())
-            .stdin(Stdio::null())
+        common::clean_command(bin(), self.dir.path())
+            .arg("agent")
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, unreachable_pub)]
 
+mod common;
+
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
@@ -132,20 +134,7 @@ cxone_token "deploy" {{
 
     /// `program` in the world's directory, with a clean environment plus `env`.
     fn command(&self, program: &str) -> Command {
-        let mut c = Command::new(program);
-        c.current_dir(self.dir.path());
-        for (k, _) in std::env::vars() {
-            if ["VAULT_", "BAO_", "CCSECRETS_", "GENESYSCLOUD_", "GITHUB_"]
-                .iter()
-                .any(|p| k.starts_with(p))
-            {
-                c.env_remove(k);
-            }
-        }
-        c.env("VAULT_TOKEN", ROOT_TOKEN)
-            .env("HOME", self.dir.path())
-            .stdin(Stdio::null());
-        c
+        common::clean_command(program, self.dir.path())
     }
 
     fn run(&self, args: &[&str]) -> Output {

@@ -361,27 +361,16 @@ pub async fn mint<P: Platform>(
         Err(Failure::Input(p)) => return Err(p),
         Err(Failure::Platform(e)) => e,
     };
+    let refused = || platform::explain(&first, P::NAME, core.store.kind(), &src.at, latest_v);
     let Some(code) = first
         .rejected_credential()
         .map(str::to_owned)
         .filter(|_| options.rotation_fallback && src.version.is_none())
     else {
-        return Err(platform::explain(
-            &first,
-            P::NAME,
-            core.store.kind(),
-            &src.at,
-            latest_v,
-        ));
+        return Err(refused());
     };
     let Some(previous) = core.store.previous(&budget, &src.at, latest_v).await? else {
-        return Err(platform::explain(
-            &first,
-            P::NAME,
-            core.store.kind(),
-            &src.at,
-            latest_v,
-        ));
+        return Err(refused());
     };
     tracing::info!(
         latest = latest_v,

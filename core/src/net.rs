@@ -203,13 +203,11 @@ fn tls_config(ca_pem: Option<&[u8]>) -> Result<rustls::ClientConfig, String> {
                 .clone()
         }
         Some(pem) => {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|_| "the CA file does not contain PEM certificates".to_owned())?;
             let ders: Vec<rustls::pki_types::CertificateDer<'static>> =
                 rustls::pki_types::pem::PemObject::pem_slice_iter(pem)
-                    .filter_map(Result::ok)
-                    .collect();
-            if certs.is_empty() || ders.is_empty() {
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| "the CA file does not contain PEM certificates".to_owned())?;
+            if ders.is_empty() {
                 return Err("the CA file does not contain PEM certificates".to_owned());
             }
             std::sync::Arc::new(
@@ -685,6 +683,22 @@ mod tests {
             u64::MAX.to_string().parse().unwrap(),
         );
         assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER));
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_is_refused() {
+        for bad in [
+            &b"not a certificate"[..],
+            b"-----BEGIN CERTIFICATE-----\n%%%\n-----END CERTIFICATE-----\n",
+        ] {
+            let e = http_client(&ClientOptions {
+                timeout: Duration::from_secs(1),
+                ca_pem: Some(bad.to_vec()),
+                skip_tls_verify: false,
+            })
+            .unwrap_err();
+            assert_eq!(e, "the CA file does not contain PEM certificates");
+        }
     }
 
     /// Serves one raw HTTP response on a loopback port.
