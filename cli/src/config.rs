@@ -768,17 +768,9 @@ impl Reader<'_> {
             let valid_name = name.bytes().next().is_some_and(|b| !b.is_ascii_digit())
                 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
             let Some(field) = field.filter(|_| valid_name) else {
-                self.push(
-                    line,
-                    Some(title),
-                    Problem::error(
-                        "Invalid env",
-                        format!(
-                            "Each `env` entry maps a variable name (letters, digits, `_`) to a field name in quotes; {name:?} does not."
-                        ),
-                    )
-                    .at_attr("env"),
-                );
+                self.invalid_env(line, title, format!(
+                    "Each `env` entry maps a variable name (letters, digits, `_`) to a field name in quotes; {name:?} does not."
+                ));
                 continue;
             };
             let known = match field.strip_prefix("data.") {
@@ -797,24 +789,24 @@ impl Reader<'_> {
                 if kind == BlockKind::VaultSecret {
                     fields.push("data.KEY");
                 }
-                self.push(
-                    line,
-                    Some(title),
-                    Problem::error(
-                        "Invalid env",
-                        format!(
-                            "`{name}` names the field {field:?}, which a `{}` block does not have. Fields: {}.",
-                            kind.name(),
-                            fields.join(", ")
-                        ),
-                    )
-                    .at_attr("env"),
-                );
+                self.invalid_env(line, title, format!(
+                    "`{name}` names the field {field:?}, which a `{}` block does not have. Fields: {}.",
+                    kind.name(),
+                    fields.join(", ")
+                ));
                 continue;
             }
             out.push(EnvVar { name, field });
         }
         Some(out)
+    }
+
+    fn invalid_env(&mut self, line: usize, title: &str, detail: String) {
+        self.push(
+            line,
+            Some(title),
+            Problem::error("Invalid env", detail).at_attr("env"),
+        );
     }
 
     /// A literal value of the expected kind, or a problem on `name`.
