@@ -3,6 +3,8 @@
 //! API), and a stand-in consumer provider. Shared by the acceptance tests, the benchmarks and
 //! the demo.
 
+pub mod aws;
+pub mod azure;
 pub mod consumer;
 pub mod cxone;
 pub mod genesys;
