@@ -403,12 +403,12 @@ pub(crate) async fn worker(
 ) {
     let title = block.title();
     // (lease, when the sinks must be emptied, secret version) of the token in the sinks.
-    let mut current: Option<(u64, SystemTime, i64)> = None;
+    let mut current: Option<(u64, SystemTime, String)> = None;
     let mut next_refresh = Duration::ZERO;
     let mut backoff = Duration::from_secs(1);
     let mut last_read = tokio::time::Instant::now();
     // Empties the sinks when their token is about to expire with no successor.
-    let expire = |current: &mut Option<(u64, SystemTime, i64)>| {
+    let expire = |current: &mut Option<(u64, SystemTime, String)>| {
         remove_sinks(&sinks);
         state.ready.store(false, Ordering::SeqCst);
         *state
@@ -433,7 +433,7 @@ pub(crate) async fn worker(
         let open = open::open_with(&core, &block, true);
         tokio::pin!(open);
         let result = loop {
-            let deadline = current.map(|(_, d, _)| d);
+            let deadline = current.as_ref().map(|(_, d, _)| *d);
             tokio::select! {
                 r = &mut open => break r,
                 () = tokio::time::sleep(until(deadline)), if deadline.is_some() => expire(&mut current),
@@ -505,7 +505,7 @@ pub(crate) async fn worker(
             }
         };
         // The next refresh, or after the backoff when this one failed.
-        let refresh_in = match (ok, current) {
+        let refresh_in = match (ok, &current) {
             (true, Some(_)) => {
                 backoff = Duration::from_secs(1);
                 next_refresh
@@ -518,7 +518,7 @@ pub(crate) async fn worker(
         };
         let refresh_at = tokio::time::Instant::now() + refresh_in;
         loop {
-            let deadline = current.map(|(_, d, _)| d);
+            let deadline = current.as_ref().map(|(_, d, _)| *d);
             let reread_at = last_read + settings.reread;
             tokio::select! {
                 () = tokio::time::sleep_until(refresh_at) => break,
@@ -526,7 +526,7 @@ pub(crate) async fn worker(
                 () = tokio::time::sleep_until(reread_at) => {
                     // Pick up a rotation between refreshes.
                     last_read = tokio::time::Instant::now();
-                    if changed(&core, &block, current.map(|(_, _, v)| v), &store).await {
+                    if changed(&core, &block, current.as_ref().map(|(_, _, v)| v.as_str()), &store).await {
                         log(&title, "the secret changed; refreshing");
                         break;
                     }
@@ -538,18 +538,18 @@ pub(crate) async fn worker(
 }
 
 /// Whether the secret's latest version differs from `used` (read from the store itself).
-async fn changed(core: &Core, block: &TokenBlock, used: Option<i64>, store: &HoldingStore) -> bool {
+async fn changed(
+    core: &Core,
+    block: &TokenBlock,
+    used: Option<&str>,
+    store: &HoldingStore,
+) -> bool {
     core.store.forget_reads();
-    let Ok(src) = ccsecrets_core::mint::Source::new(
-        block.text("path").unwrap_or_default(),
-        block.text("mount"),
-        block.int("version"),
-        core.environment.as_deref(),
-    ) else {
+    let Ok(src) = crate::open::source(core, block) else {
         return false;
     };
-    match ccsecrets_core::mint::read(core, &core.budget(), &src, src.version).await {
-        Ok(secret) => store.reachable() && used.is_some_and(|u| u != secret.metadata.version),
+    match ccsecrets_core::mint::read(core, &core.budget(), &src, &src.pin).await {
+        Ok(secret) => store.reachable() && used.is_some_and(|u| u != secret.metadata.id()),
         Err(_) => false,
     }
 }

@@ -20,8 +20,8 @@ pub(crate) struct Opened {
     pub(crate) lease: Option<u64>,
     /// When the token expires (none for a plain secret).
     pub(crate) expires_at: Option<std::time::SystemTime>,
-    /// The secret version that produced it.
-    pub(crate) version: i64,
+    /// The id of the secret version that produced it (Vault: the number as text).
+    pub(crate) version: String,
 }
 
 impl Opened {
@@ -45,6 +45,11 @@ pub(crate) fn validate(block: &TokenBlock) -> Vec<Located> {
         block.text("mount"),
         block.int("version"),
     );
+    problems.extend(mint::validate_pins(
+        block.int("version").filter(|v| *v >= 1),
+        block.text("version_id"),
+        block.text("version_stage"),
+    ));
     problems.extend(mint::validate_reuse(
         block.int("reuse_min_remaining_percent"),
     ));
@@ -62,14 +67,25 @@ pub(crate) fn validate(block: &TokenBlock) -> Vec<Located> {
     problems.into_iter().map(|p| block.locate(p)).collect()
 }
 
-fn source(core: &Core, block: &TokenBlock) -> Result<Source, Vec<Located>> {
-    Source::new(
+/// Where a block's secret is, checked against the configured store.
+pub(crate) fn source(core: &Core, block: &TokenBlock) -> Result<Source, Vec<Located>> {
+    let src = Source::new(
         block.text("path").unwrap_or_default(),
         block.text("mount"),
-        block.int("version"),
+        mint::pin_of(
+            block.int("version"),
+            block.text("version_id"),
+            block.text("version_stage"),
+        ),
         core.environment.as_deref(),
     )
-    .map_err(|ps| ps.into_iter().map(|p| block.locate(p)).collect())
+    .map_err(|ps| ps.into_iter().map(|p| block.locate(p)).collect::<Vec<_>>())?;
+    let problems = mint::check_for_store(&src, core.store.store_kind());
+    if problems.is_empty() {
+        Ok(src)
+    } else {
+        Err(problems.into_iter().map(|p| block.locate(p)).collect())
+    }
 }
 
 /// Opens one block: reads its secret and mints (or shares) its token.
@@ -101,7 +117,7 @@ pub(crate) async fn open_with(
             open_token::<Cxone>(core, block, &settings, &src, options).await
         }
         BlockKind::VaultSecret => {
-            let secret = mint::read(core, &core.budget(), &src, src.version)
+            let secret = mint::read(core, &core.budget(), &src, &src.pin)
                 .await
                 .map_err(|p| vec![block.locate(p)])?;
             let data = secret
@@ -110,26 +126,25 @@ pub(crate) async fn open_with(
                 .iter()
                 .map(|(k, v)| (k.clone(), Output::Secret(v.clone())))
                 .collect();
-            let outputs = [
-                ("mount", Output::Text(src.at.mount.clone())),
-                ("path", Output::Text(src.config_path.clone())),
-                ("version", Output::Number(secret.metadata.version)),
-                ("data", Output::Map(data)),
-                ("data_json", Output::Secret(secret.data.json().clone())),
-                (
-                    "created_time",
-                    Output::Text(secret.metadata.created_time.clone()),
-                ),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect();
+            let outputs = mint::source_outputs(&src, &secret.metadata)
+                .into_iter()
+                .chain([
+                    ("path", Output::Text(src.config_path.clone())),
+                    ("data", Output::Map(data)),
+                    ("data_json", Output::Secret(secret.data.json().clone())),
+                    (
+                        "created_time",
+                        Output::Text(secret.metadata.created_time.clone()),
+                    ),
+                ])
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect();
             Ok(Opened {
                 outputs,
                 warnings: Vec::new(),
                 lease: None,
                 expires_at: None,
-                version: secret.metadata.version,
+                version: secret.metadata.id(),
             })
         }
     }
@@ -172,7 +187,7 @@ async fn open_token<P: Platform>(
         expires_at: Some(ccsecrets_core::pool::PooledToken::expires_at(
             &*minted.lease.token,
         )),
-        version: minted.used,
+        version: minted.used.id(),
     })
 }
 
@@ -203,7 +218,7 @@ pub(crate) async fn release(
 /// printed) and checks that the keys the block needs are there. Mints nothing.
 pub(crate) async fn check(core: &Core, block: &TokenBlock) -> Result<String, Vec<Located>> {
     let src = source(core, block)?;
-    let secret = mint::read(core, &core.budget(), &src, src.version)
+    let secret = mint::read(core, &core.budget(), &src, &src.pin)
         .await
         .map_err(|p| vec![block.locate(p)])?;
     let needed: Vec<(String, &str)> = match block.kind {
@@ -247,10 +262,10 @@ pub(crate) async fn check(core: &Core, block: &TokenBlock) -> Result<String, Vec
         cxone::issuer_of(&s, &secret, &src.at).map_err(|p| vec![block.locate(p)])?;
     }
     Ok(format!(
-        "{}: {} version {} has the keys it needs ({})",
+        "{}: {} {} has the keys it needs ({})",
         block.title(),
         src.at,
-        secret.metadata.version,
+        secret.metadata.label(),
         needed
             .iter()
             .map(|(k, _)| k.as_str())

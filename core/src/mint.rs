@@ -13,7 +13,7 @@ use crate::error::Problem;
 use crate::net::Budget;
 use crate::platform::{self, Net, Platform, PlatformError};
 use crate::pool::{Lease, PoolKey, PooledToken, Pools, TokenPool};
-use crate::store::{Location, Secret, SecretStore};
+use crate::store::{Location, Pin, Secret, SecretStore, StoreKind, VersionMetadata};
 
 /// The placeholder paths may contain.
 pub const ENV_PLACEHOLDER: &str = "{environment}";
@@ -123,6 +123,151 @@ pub fn validate_source(
     d
 }
 
+/// Checks the version settings: `version` (Vault), `version_id` (AWS, Azure) and
+/// `version_stage` (AWS) choose one version, so at most one may be set.
+pub fn validate_pins(
+    version: Option<i64>,
+    version_id: Option<&str>,
+    version_stage: Option<&str>,
+) -> Vec<Problem> {
+    let mut d = Vec::new();
+    if version.is_some_and(|v| v < 1) {
+        d.push(
+            Problem::error("Invalid version", "`version` must be 1 or more.").at_attr("version"),
+        );
+    }
+    for (attr, value) in [("version_id", version_id), ("version_stage", version_stage)] {
+        if let Some(v) = value {
+            if v.trim().is_empty() || v.len() > 256 || v.chars().any(char::is_control) {
+                d.push(
+                    Problem::error(
+                        format!("Invalid {attr}"),
+                        format!("`{attr}` must be a non-empty id of at most 256 characters without control characters."),
+                    )
+                    .at_attr(attr),
+                );
+            }
+        }
+    }
+    let set: Vec<&str> = [
+        ("version", version.is_some()),
+        ("version_id", version_id.is_some()),
+        ("version_stage", version_stage.is_some()),
+    ]
+    .iter()
+    .filter(|(_, s)| *s)
+    .map(|(n, _)| *n)
+    .collect();
+    if set.len() > 1 {
+        d.push(
+            Problem::error(
+                "Conflicting version settings",
+                format!(
+                    "Set at most one of `version` (Vault), `version_id` (AWS Secrets Manager, Azure Key Vault) and `version_stage` (AWS Secrets Manager); found {}.",
+                    set.join(" and ")
+                ),
+            )
+            .at_attr(set[1]),
+        );
+    }
+    d
+}
+
+/// The pin the version settings choose (after [`validate_pins`]).
+pub fn pin_of(version: Option<i64>, version_id: Option<&str>, version_stage: Option<&str>) -> Pin {
+    match (version, version_id, version_stage) {
+        (Some(n), _, _) => Pin::Number(n),
+        (_, Some(id), _) => Pin::Id(id.trim().to_owned()),
+        (_, _, Some(stage)) => Pin::Stage(stage.trim().to_owned()),
+        _ => Pin::Latest,
+    }
+}
+
+/// A problem for a version setting the configured store does not have.
+pub fn foreign_pin(pin: &Pin, store: StoreKind) -> Problem {
+    let (attr, hint) = match (pin, store) {
+        (Pin::Number(_), _) => (
+            "version",
+            "`version` is a Vault KV version number; choose a version here with `version_id`",
+        ),
+        (Pin::Stage(_), StoreKind::AzureKeyVault) => (
+            "version_stage",
+            "staging labels are AWS Secrets Manager's; choose a Key Vault version with `version_id`",
+        ),
+        (Pin::Stage(_) | Pin::Id(_), _) => (
+            pin.attr(),
+            "Vault numbers its versions; choose one with `version`",
+        ),
+        (Pin::Latest, _) => ("path", ""),
+    };
+    Problem::error(
+        format!("`{attr}` does not apply to {}", store.name()),
+        format!("This provider reads secrets from {}: {hint}.", store.name()),
+    )
+    .at_attr(attr)
+}
+
+/// Checks a source against the configured store: the settings it has, and the names it
+/// accepts.
+pub fn check_for_store(src: &Source, store: StoreKind) -> Vec<Problem> {
+    let mut d = Vec::new();
+    if store != StoreKind::Vault && src.mount_set {
+        d.push(
+            Problem::error(
+                format!("`mount` does not apply to {}", store.name()),
+                format!(
+                    "`mount` names a Vault KV engine; this provider reads secrets from {}, where `path` alone names the secret. Remove `mount`.",
+                    store.name()
+                ),
+            )
+            .at_attr("mount"),
+        );
+    }
+    let foreign = match (&src.pin, store) {
+        (Pin::Latest, _) | (Pin::Number(_), StoreKind::Vault) => false,
+        (Pin::Id(_), StoreKind::AwsSecretsManager | StoreKind::AzureKeyVault) => false,
+        (Pin::Stage(_), StoreKind::AwsSecretsManager) => false,
+        _ => true,
+    };
+    if foreign {
+        d.push(foreign_pin(&src.pin, store));
+    }
+    let path = &src.at.path;
+    match store {
+        StoreKind::Vault => {}
+        StoreKind::AwsSecretsManager => {
+            let ok = path.starts_with("arn:")
+                || (path.len() <= 512
+                    && path
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"/_+=.@-".contains(&b)));
+            if !ok {
+                d.push(
+                    Problem::error(
+                        "Invalid secret name",
+                        "In AWS Secrets Manager `path` is the secret's name (at most 512 letters, digits and `/_+=.@-`) or its ARN.",
+                    )
+                    .at_attr("path"),
+                );
+            }
+        }
+        StoreKind::AzureKeyVault => {
+            let ok = (1..=127).contains(&path.len())
+                && path.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            if !ok {
+                d.push(
+                    Problem::error(
+                        "Invalid secret name",
+                        "In Azure Key Vault `path` is the secret's name: 1 to 127 letters, digits and `-` (no `/`; with `{environment}`, e.g. `genesys-{environment}-pipeline`).",
+                    )
+                    .at_attr("path"),
+                );
+            }
+        }
+    }
+    d
+}
+
 /// Whether `environment` may be substituted into paths: letters, digits, `-`, `_`, `.`, and
 /// not a dot segment.
 pub fn valid_environment(env: &str) -> bool {
@@ -143,6 +288,10 @@ pub struct SecretSettings {
     pub mount: Option<String>,
     /// Pinned KV version.
     pub version: Option<i64>,
+    /// Pinned AWS or Azure version id.
+    pub version_id: Option<String>,
+    /// Pinned AWS staging label.
+    pub version_stage: Option<String>,
 }
 
 /// Where a resource's secret is, with the environment placeholder resolved.
@@ -152,8 +301,10 @@ pub struct Source {
     pub at: Location,
     /// The path as configured (echoed in results).
     pub config_path: String,
-    /// The pinned version, if any.
-    pub version: Option<i64>,
+    /// The version chosen in configuration, if any.
+    pub pin: Pin,
+    /// Whether `mount` was set (a Vault-only setting).
+    pub mount_set: bool,
 }
 
 impl Source {
@@ -161,9 +312,13 @@ impl Source {
     pub fn new(
         path: &str,
         mount: Option<&str>,
-        version: Option<i64>,
+        pin: Pin,
         environment: Option<&str>,
     ) -> Result<Self, Vec<Problem>> {
+        let version = match pin {
+            Pin::Number(n) => Some(n),
+            _ => None,
+        };
         let d = validate_source(Some(path), mount, version);
         if !d.is_empty() {
             return Err(d);
@@ -187,10 +342,11 @@ impl Source {
                     |m| m.trim_matches('/').to_owned(),
                 ),
                 path: resolved.trim_matches('/').to_owned(),
-                pinned: version.is_some(),
+                pinned: pin.is_pinned(),
             },
             config_path: path.to_owned(),
-            version,
+            pin,
+            mount_set: mount.is_some(),
         })
     }
 }
@@ -216,14 +372,26 @@ pub fn environment_guard(
     .at_attr("path"))
 }
 
+/// Checks the source against the configured store (the first problem).
+pub fn check_store(core: &Core, src: &Source) -> Result<(), Problem> {
+    match check_for_store(src, core.store.store_kind())
+        .into_iter()
+        .next()
+    {
+        Some(p) => Err(p),
+        None => Ok(()),
+    }
+}
+
 /// Reads one version of the source, then applies the environment guard.
 pub async fn read(
     core: &Core,
     budget: &Budget,
     src: &Source,
-    version: Option<i64>,
+    pin: &Pin,
 ) -> Result<Arc<Secret>, Problem> {
-    let secret = core.store.read(budget, &src.at, version).await?;
+    check_store(core, src)?;
+    let secret = core.store.read(budget, &src.at, pin).await?;
     environment_guard(
         core.environment.as_deref(),
         &src.at,
@@ -274,9 +442,9 @@ pub struct Minted<P: Platform> {
     /// The request that produced it (endpoints, region, ...).
     pub request: Arc<P::Request>,
     /// The latest version (or the pinned one).
-    pub latest: i64,
+    pub latest: VersionMetadata,
     /// The version whose credential produced the token.
-    pub used: i64,
+    pub used: VersionMetadata,
     /// The checked identity, when the settings expect one.
     pub identity: Option<String>,
     /// Warnings for the user (a rotation fallback, a short-lived token).
@@ -302,7 +470,7 @@ async fn attempt<P: Platform>(
         store: core.store.id().to_owned(),
         mount: at.mount.clone(),
         path: at.path.clone(),
-        version: secret.metadata.version,
+        version: secret.metadata.id(),
         target: P::target(&request),
     };
     let (net, r, b) = (core.net.clone(), Arc::clone(&request), budget.clone());
@@ -325,8 +493,8 @@ pub async fn mint<P: Platform>(
 ) -> Result<Minted<P>, Problem> {
     let pool = core.pool::<P>();
     let budget = core.budget();
-    let latest = read(core, &budget, src, src.version).await?;
-    let latest_v = latest.metadata.version;
+    let latest = read(core, &budget, src, &src.pin).await?;
+    let latest_v = latest.metadata.clone();
     let go = |secret: Arc<Secret>| {
         let (pool, budget) = (&pool, &budget);
         async move {
@@ -352,7 +520,7 @@ pub async fn mint<P: Platform>(
                 &budget,
                 lease,
                 request,
-                latest_v,
+                latest_v.clone(),
                 latest_v,
                 vec![],
             )
@@ -361,29 +529,31 @@ pub async fn mint<P: Platform>(
         Err(Failure::Input(p)) => return Err(p),
         Err(Failure::Platform(e)) => e,
     };
-    let refused = || platform::explain(&first, P::NAME, core.store.kind(), &src.at, latest_v);
+    let refused = || platform::explain(&first, P::NAME, core.store.kind(), &src.at, &latest_v);
     let Some(code) = first
         .rejected_credential()
         .map(str::to_owned)
-        .filter(|_| options.rotation_fallback && src.version.is_none())
+        .filter(|_| options.rotation_fallback && !src.pin.is_pinned())
     else {
         return Err(refused());
     };
-    let Some(previous) = core.store.previous(&budget, &src.at, latest_v).await? else {
+    let Some(previous) = core.store.previous(&budget, &src.at, &latest_v).await? else {
         return Err(refused());
     };
     tracing::info!(
-        latest = latest_v,
-        previous,
+        latest = %latest_v.id(),
+        previous = %previous,
         "credential rejected; trying the previous version"
     );
-    let older = read(core, &budget, src, Some(previous)).await?;
+    let older = read(core, &budget, src, &previous).await?;
+    let older_v = older.metadata.clone();
+    let (latest_l, older_l) = (latest_v.label(), older_v.label());
     match go(older).await {
         Ok((lease, request)) => {
             let warning = Problem::warning(
                 "Used the previous credential version (rotation in progress?)",
                 format!(
-                    "{} rejected the credential in version {latest_v} of {} ({code}), so version {previous} was used. If a rotation is under way, finish it (add the new credential on {}); if version {latest_v} is wrong, fix or delete it.",
+                    "{} rejected the credential in {latest_l} of {} ({code}), so {older_l} was used. If a rotation is under way, finish it (add the new credential on {}); if {latest_l} is wrong, fix or delete it.",
                     P::NAME, src.at, P::NAME
                 ),
             )
@@ -397,16 +567,16 @@ pub async fn mint<P: Platform>(
                 lease,
                 request,
                 latest_v,
-                previous,
+                older_v,
                 vec![warning],
             )
             .await
         }
         Err(Failure::Input(p)) => Err(p),
         Err(Failure::Platform(second)) => {
-            let mut p = platform::explain(&second, P::NAME, core.store.kind(), &src.at, previous);
+            let mut p = platform::explain(&second, P::NAME, core.store.kind(), &src.at, &older_v);
             p.detail = format!(
-                "Both the latest version ({latest_v}) and the previous live version ({previous}) of {} were refused. Latest: {first}. Previous: {second}.",
+                "Both {latest_l} (the latest) and {older_l} (the previous live one) of {} were refused. Latest: {first}. Previous: {second}.",
                 src.at
             );
             Err(p)
@@ -450,6 +620,34 @@ impl Output {
     pub fn text(value: Option<String>) -> Self {
         value.map_or(Output::Null, Output::Text)
     }
+
+    /// A number, or null when absent.
+    pub fn number(value: Option<i64>) -> Self {
+        value.map_or(Output::Null, Output::Number)
+    }
+}
+
+/// Where a secret was read and which version: `mount` and `version` (Vault's, null for other
+/// stores), `version_id` and `version_stage` (as configured).
+pub fn source_outputs(src: &Source, read: &VersionMetadata) -> Vec<(&'static str, Output)> {
+    let vault = read.number().is_some();
+    let stage = match &src.pin {
+        Pin::Stage(s) => Output::Text(s.clone()),
+        _ => Output::Null,
+    };
+    vec![
+        (
+            "mount",
+            if vault {
+                Output::Text(src.at.mount.clone())
+            } else {
+                Output::Null
+            },
+        ),
+        ("version", Output::number(read.number())),
+        ("version_id", Output::Text(read.id())),
+        ("version_stage", stage),
+    ]
 }
 
 /// The results of a token open, under the words of [`crate::vocabulary`]: where the secret
@@ -459,19 +657,16 @@ pub fn token_outputs<P: Platform>(
     src: &Source,
     options: Options,
 ) -> Vec<(&'static str, Output)> {
-    let mut out = vec![
-        ("mount", Output::Text(src.at.mount.clone())),
-        (
-            "version",
-            Output::Number(src.version.unwrap_or(minted.latest)),
-        ),
+    let mut out = source_outputs(src, &minted.latest);
+    out.extend([
         ("rotation_fallback", Output::Bool(options.rotation_fallback)),
         (
             "reuse_min_remaining_percent",
             Output::Number(i64::from(options.reuse_percent)),
         ),
-        ("credential_version", Output::Number(minted.used)),
-    ];
+        ("credential_version", Output::number(minted.used.number())),
+        ("credential_version_id", Output::Text(minted.used.id())),
+    ]);
     out.extend(P::outputs(
         &minted.request,
         &minted.lease.token,
@@ -505,8 +700,8 @@ async fn finish<P: Platform>(
     budget: &Budget,
     lease: Lease<P::Token>,
     request: Arc<P::Request>,
-    latest: i64,
-    used: i64,
+    latest: VersionMetadata,
+    used: VersionMetadata,
     mut warnings: Vec<Problem>,
 ) -> Result<Minted<P>, Problem> {
     let identity = match P::expected_identity(settings) {
@@ -522,8 +717,9 @@ async fn finish<P: Platform>(
                     Ok(actual) => Problem::error(
                         format!("Token belongs to another {} {noun}", P::NAME),
                         format!(
-                            "The credentials at {} (version {used}) minted a token for {noun} {actual}, but `{field}` is {expected}. {} Check that the path points at this environment's credentials.",
+                            "The credentials at {} ({}) minted a token for {noun} {actual}, but `{field}` is {expected}. {} Check that the path points at this environment's credentials.",
                             src.at,
+                            used.label(),
                             if revoked {
                                 "The token was revoked."
                             } else {
@@ -532,7 +728,7 @@ async fn finish<P: Platform>(
                         ),
                     )
                     .at_attr(field),
-                    Err(e) => platform::explain(&e, P::NAME, core.store.kind(), &src.at, used),
+                    Err(e) => platform::explain(&e, P::NAME, core.store.kind(), &src.at, &used),
                 });
             }
         },
@@ -599,7 +795,7 @@ mod tests {
     };
 
     fn src(path: &str) -> Source {
-        Source::new(path, None, None, Some("prod")).unwrap()
+        Source::new(path, None, Pin::Latest, Some("prod")).unwrap()
     }
 
     #[tokio::test]
@@ -615,7 +811,11 @@ mod tests {
         let m = mint::<FakePlatform>(&core, &settings(&b), &src("g"), OPTS)
             .await
             .unwrap();
-        assert_eq!((m.latest, m.used), (3, 1), "deleted version 2 is skipped");
+        assert_eq!(
+            (m.latest.version, m.used.version),
+            (3, 1),
+            "deleted version 2 is skipped"
+        );
         assert_eq!(m.warnings.len(), 1);
         assert!(
             m.warnings[0]
@@ -636,7 +836,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.summary, "Fake rejected the credentials");
         assert_eq!(e.field.unwrap().to_string(), "path");
-        let pinned = Source::new("g", None, Some(3), None).unwrap();
+        let pinned = Source::new("g", None, Pin::Number(3), None).unwrap();
         assert!(
             mint::<FakePlatform>(&core, &settings(&b), &pinned, OPTS)
                 .await
@@ -651,7 +851,7 @@ mod tests {
             .unwrap_err();
         assert!(
             e.detail
-                .contains("Both the latest version (3) and the previous live version (1)"),
+                .contains("Both version 3 (the latest) and version 1 (the previous live one)"),
             "{}",
             e.detail
         );
@@ -788,16 +988,22 @@ mod tests {
             ("a%2Fb", None),
             ("ok", Some("nonexistent/..")),
         ] {
-            let d = Source::new(path, mount, None, None).unwrap_err();
+            let d = Source::new(path, mount, Pin::Latest, None).unwrap_err();
             assert!(d[0].summary.starts_with("Invalid"), "{path}: {d:?}");
         }
         assert!(!valid_environment(".."));
         assert!(!valid_environment("."));
         assert!(valid_environment("prod.eu"));
-        let s = Source::new("/g/{environment}/p/", Some("/kv/"), None, Some("prod")).unwrap();
+        let s = Source::new(
+            "/g/{environment}/p/",
+            Some("/kv/"),
+            Pin::Latest,
+            Some("prod"),
+        )
+        .unwrap();
         assert_eq!(s.at.to_string(), "kv/g/prod/p");
         assert_eq!(s.config_path, "/g/{environment}/p/");
-        let d = Source::new("g/{environment}", None, None, None).unwrap_err();
+        let d = Source::new("g/{environment}", None, Pin::Latest, None).unwrap_err();
         assert_eq!(d[0].summary, "No environment for the path");
         let d = validate_source(Some("a/{region}"), Some("/"), Some(0));
         let at: Vec<String> = d

@@ -66,7 +66,7 @@ pub struct PoolKey {
     /// The secret's path.
     pub path: String,
     /// The version whose credential is used.
-    pub version: i64,
+    pub version: String,
     /// Endpoints, key names, revocation.
     pub target: Target,
 }
@@ -530,7 +530,7 @@ mod tests {
             store: "s".into(),
             mount: "m".into(),
             path: name.into(),
-            version: 1,
+            version: "1".into(),
             target: Target {
                 endpoints: vec![],
                 keys: vec![],

@@ -15,6 +15,8 @@ use crate::net::{self, ClientOptions, RetryPolicy};
 use crate::platform::Net;
 use crate::pool::Pools;
 use crate::store::SecretStore;
+use crate::store::aws::{AwsSettings, AwsStore};
+use crate::store::azure::{AzureSettings, AzureStore, CredentialKind};
 use crate::store::vault::{AuthMethod, SecretSource, VaultSettings, VaultStore};
 
 /// Defaults and limits of the numeric settings: (default, min, max, environment variable).
@@ -41,6 +43,44 @@ pub struct Settings {
     pub open_timeout_seconds: Option<f64>,
     /// How to reach Vault.
     pub vault: Option<VaultBlock>,
+    /// AWS Secrets Manager instead of Vault.
+    pub aws_secretsmanager: Option<AwsBlock>,
+    /// Azure Key Vault instead of Vault.
+    pub azure_keyvault: Option<AzureBlock>,
+}
+
+/// The `aws_secretsmanager` block.
+#[derive(Debug, Default, Deserialize)]
+pub struct AwsBlock {
+    /// `AWS_REGION`.
+    pub region: Option<String>,
+    /// `AWS_PROFILE`.
+    pub profile: Option<String>,
+    /// A role to assume.
+    pub role_arn: Option<String>,
+    /// `AWS_ENDPOINT_URL_SECRETS_MANAGER` / `AWS_ENDPOINT_URL`.
+    pub endpoint: Option<String>,
+}
+
+/// The `azure_keyvault` block.
+#[derive(Debug, Default, Deserialize)]
+pub struct AzureBlock {
+    /// `AZURE_KEYVAULT_URL`.
+    pub vault_url: Option<String>,
+    /// How to sign in (default: chosen from what is configured).
+    pub credential: Option<String>,
+    /// `AZURE_TENANT_ID`.
+    pub tenant_id: Option<String>,
+    /// `AZURE_CLIENT_ID`.
+    pub client_id: Option<String>,
+    /// `AZURE_CLIENT_SECRET`.
+    pub client_secret: Option<SecretString>,
+    /// `AZURE_FEDERATED_TOKEN_FILE`.
+    pub federated_token_file: Option<String>,
+    /// `AZURE_AUTHORITY_HOST`.
+    pub authority_host: Option<String>,
+    /// Extra CA certificates.
+    pub ca_cert_file: Option<String>,
 }
 
 /// The `vault` block.
@@ -197,6 +237,33 @@ impl Settings {
         if let Some(v) = &self.vault {
             v.validate(&mut d);
         }
+        let stores: Vec<&str> = [
+            ("vault", self.vault.is_some()),
+            ("aws_secretsmanager", self.aws_secretsmanager.is_some()),
+            ("azure_keyvault", self.azure_keyvault.is_some()),
+        ]
+        .into_iter()
+        .filter(|(_, set)| *set)
+        .map(|(n, _)| n)
+        .collect();
+        for second in stores.iter().skip(1) {
+            d.push(
+                Problem::error(
+                    "More than one secret store",
+                    format!(
+                        "A provider configuration reads from one store, but this one configures {}. Keep one, and use a provider alias for the other.",
+                        stores.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" and ")
+                    ),
+                )
+                .at(Field::root(second)),
+            );
+        }
+        if let Some(a) = &self.aws_secretsmanager {
+            a.validate(&mut d);
+        }
+        if let Some(a) = &self.azure_keyvault {
+            a.validate(&mut d);
+        }
         d
     }
 
@@ -244,15 +311,31 @@ impl Settings {
             max_retries: u32::try_from(retries).unwrap_or(3),
             ..RetryPolicy::default()
         };
-        let empty = VaultBlock::default();
-        let vault = self.vault.as_ref().unwrap_or(&empty);
-        let settings = vault.resolve(&retry, timeout, &mut warnings).map_err(one)?;
-        let store = VaultStore::new(settings).map_err(|e| {
-            one(
-                Problem::error("Cannot set up the Vault client", format!("{e}."))
-                    .at(vpath("ca_cert_file")),
-            )
-        })?;
+        let store: Arc<dyn SecretStore> = if let Some(a) = &self.aws_secretsmanager {
+            let store = AwsStore::new(a.resolve(timeout, retry.max_retries).map_err(one)?);
+            tracing::info!(
+                store = "aws",
+                environment = environment.as_deref().unwrap_or(""),
+                "configured"
+            );
+            Arc::new(store)
+        } else if let Some(a) = &self.azure_keyvault {
+            let settings = a.resolve(timeout, retry.max_retries).map_err(one)?;
+            tracing::info!(store = "azure", vault = %settings.vault_url, environment = environment.as_deref().unwrap_or(""), "configured");
+            Arc::new(AzureStore::new(settings))
+        } else {
+            let empty = VaultBlock::default();
+            let vault = self.vault.as_ref().unwrap_or(&empty);
+            let settings = vault.resolve(&retry, timeout, &mut warnings).map_err(one)?;
+            let store = VaultStore::new(settings).map_err(|e| {
+                one(
+                    Problem::error("Cannot set up the Vault client", format!("{e}."))
+                        .at(vpath("ca_cert_file")),
+                )
+            })?;
+            tracing::info!(vault = %store.address(), environment = environment.as_deref().unwrap_or(""), "configured");
+            Arc::new(store)
+        };
         let http = net::http_client(&ClientOptions {
             timeout,
             ..ClientOptions::default()
@@ -263,8 +346,6 @@ impl Settings {
                 format!("{e}."),
             ))
         })?;
-        tracing::info!(vault = %store.address(), environment = environment.as_deref().unwrap_or(""), "configured");
-        let store: Arc<dyn SecretStore> = Arc::new(store);
         Ok((
             Core {
                 store,
@@ -582,6 +663,186 @@ impl VaultBlock {
                 skip_tls_verify: skip,
             },
             retry: retry.clone(),
+        })
+    }
+}
+
+fn aws_path(name: &str) -> Field {
+    Field::root("aws_secretsmanager").attr(name)
+}
+
+fn azure_path(name: &str) -> Field {
+    Field::root("azure_keyvault").attr(name)
+}
+
+/// A URL setting or its environment fallback, checked (https, or http to loopback).
+fn url_or_env(
+    value: &Option<String>,
+    vars: &[&str],
+    at: Field,
+    what: &str,
+) -> Result<Option<url::Url>, Problem> {
+    let (raw, from) = match value {
+        Some(v) => (v.clone(), None),
+        None => match env_any(vars) {
+            Some((var, v)) => (v, Some(var)),
+            None => return Ok(None),
+        },
+    };
+    net::base_url(raw.trim()).map(Some).map_err(|e| {
+        let p = Problem::error(
+            format!("Invalid {what}"),
+            match &from {
+                Some(var) => format!("{e} (from {var})."),
+                None => format!("{e}."),
+            },
+        );
+        if from.is_some() { p } else { p.at(at) }
+    })
+}
+
+impl AwsBlock {
+    fn validate(&self, d: &mut Vec<Problem>) {
+        if let Some(e) = &self.endpoint {
+            if let Err(e) = net::base_url(e) {
+                d.push(
+                    Problem::error("Invalid endpoint", format!("{e}.")).at(aws_path("endpoint")),
+                );
+            }
+        }
+        if let Some(r) = &self.region {
+            if r.is_empty()
+                || !r
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            {
+                d.push(
+                    Problem::error(
+                        "Invalid region",
+                        "`region` must be an AWS region name such as `eu-west-1`.",
+                    )
+                    .at(aws_path("region")),
+                );
+            }
+        }
+        if let Some(r) = &self.role_arn {
+            if !r.starts_with("arn:") || !r.contains(":role/") {
+                d.push(
+                    Problem::error("Invalid role_arn", "`role_arn` must be an IAM role ARN such as `arn:aws:iam::123456789012:role/cc-deploy`.")
+                        .at(aws_path("role_arn")),
+                );
+            }
+        }
+    }
+
+    fn resolve(&self, timeout: Duration, max_retries: u32) -> Result<AwsSettings, Problem> {
+        // The SDK reads these itself; they are read here too so that plain http is refused
+        // unless it goes to loopback.
+        let endpoint = url_or_env(
+            &self.endpoint,
+            &["AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL"],
+            aws_path("endpoint"),
+            "endpoint",
+        )?;
+        url_or_env(
+            &None,
+            &["AWS_ENDPOINT_URL_STS"],
+            aws_path("endpoint"),
+            "STS endpoint",
+        )?;
+        Ok(AwsSettings {
+            region: self.region.clone(),
+            profile: self.profile.clone(),
+            role_arn: self.role_arn.clone(),
+            endpoint,
+            timeout,
+            max_retries,
+        })
+    }
+}
+
+impl AzureBlock {
+    fn validate(&self, d: &mut Vec<Problem>) {
+        if let Some(u) = &self.vault_url {
+            if let Err(e) = net::base_url(u) {
+                d.push(
+                    Problem::error("Invalid vault_url", format!("{e}."))
+                        .at(azure_path("vault_url")),
+                );
+            }
+        }
+        if let Some(c) = &self.credential {
+            if CredentialKind::parse(c).is_none() {
+                d.push(
+                    Problem::error(
+                        "Invalid credential",
+                        "`credential` must be one of `client_secret`, `workload_identity`, `managed_identity` or `azure_cli` (or unset, to choose from what is configured).",
+                    )
+                    .at(azure_path("credential")),
+                );
+            }
+        }
+        if let Some(h) = &self.authority_host {
+            if !h.starts_with("https://") {
+                d.push(
+                    Problem::error("Invalid authority_host", "`authority_host` must be an https URL, e.g. `https://login.microsoftonline.us`.")
+                        .at(azure_path("authority_host")),
+                );
+            }
+        }
+    }
+
+    fn resolve(&self, timeout: Duration, max_retries: u32) -> Result<AzureSettings, Problem> {
+        let vault_url = url_or_env(&self.vault_url, &["AZURE_KEYVAULT_URL"], azure_path("vault_url"), "vault_url")?
+            .ok_or_else(|| {
+                Problem::error(
+                    "No Key Vault URL",
+                    "Set `vault_url` in the azure_keyvault block (e.g. `https://cc-prod.vault.azure.net`), or AZURE_KEYVAULT_URL.",
+                )
+                .at(azure_path("vault_url"))
+            })?;
+        let pick = |v: &Option<String>, var: &str| {
+            v.clone()
+                .or_else(|| env_any(&[var]).map(|(_, v)| v.trim().to_owned()))
+        };
+        let tenant_id = pick(&self.tenant_id, "AZURE_TENANT_ID");
+        let client_id = pick(&self.client_id, "AZURE_CLIENT_ID");
+        let client_secret = self
+            .client_secret
+            .clone()
+            .or_else(|| env_any(&["AZURE_CLIENT_SECRET"]).map(|(_, v)| SecretString::from(v)));
+        let federated_token_file =
+            pick(&self.federated_token_file, "AZURE_FEDERATED_TOKEN_FILE").map(PathBuf::from);
+        let credential = match self.credential.as_deref().and_then(CredentialKind::parse) {
+            Some(k) => k,
+            None if client_secret.is_some() => CredentialKind::ClientSecret,
+            None if federated_token_file.is_some() => CredentialKind::WorkloadIdentity,
+            None if env_any(&["IDENTITY_ENDPOINT", "MSI_ENDPOINT"]).is_some() => {
+                CredentialKind::ManagedIdentity
+            }
+            None => CredentialKind::AzureCli,
+        };
+        let ca_pem = match &self.ca_cert_file {
+            Some(f) => Some(std::fs::read(f).map_err(|e| {
+                Problem::error(
+                    "Cannot read the CA file",
+                    format!("Reading {f} failed: {e}."),
+                )
+                .at(azure_path("ca_cert_file"))
+            })?),
+            None => None,
+        };
+        Ok(AzureSettings {
+            vault_url,
+            credential,
+            tenant_id,
+            client_id,
+            client_secret,
+            federated_token_file,
+            authority_host: self.authority_host.clone(),
+            ca_pem,
+            timeout,
+            max_retries,
         })
     }
 }

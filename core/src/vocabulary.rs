@@ -231,8 +231,50 @@ pub fn settings() -> Words {
     .with_block("auth_approle", approle)
     .with_block("auth_jwt", jwt)
     .with_block("auth_kubernetes", kubernetes);
+    let aws = Words::new(
+        "Read secrets from AWS Secrets Manager instead of Vault. Credentials are found as every AWS tool finds them (the official SDK's default chain): `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, the shared config and credentials files and their profiles (including SSO and `credential_process`), web identity (`AWS_ROLE_ARN` with `AWS_WEB_IDENTITY_TOKEN_FILE`: GitHub Actions and EKS OIDC), then container and instance credentials. In token blocks `path` is the secret's name or ARN, and `version_id` or `version_stage` pins a version. Needs `secretsmanager:GetSecretValue` and `secretsmanager:DescribeSecret` on the secrets (plus `secretsmanager:ListSecretVersionIds` for `ccsecrets_vault_secret_metadata`).",
+        vec![
+            Term::new(
+                "region",
+                Text,
+                Optional,
+                "The AWS region of the secrets, e.g. `eu-west-1`. Falls back to `AWS_REGION` (or `AWS_DEFAULT_REGION`), then to the profile's `region`.",
+            ),
+            Term::new(
+                "profile",
+                Text,
+                Optional,
+                "The profile of the shared config and credentials files to use. Falls back to `AWS_PROFILE`, then `default`.",
+            ),
+            Term::new(
+                "role_arn",
+                Text,
+                Optional,
+                "An IAM role to assume (with `sts:AssumeRole`) using the credentials found, e.g. `arn:aws:iam::123456789012:role/cc-deploy`.",
+            ),
+            Term::new(
+                "endpoint",
+                Text,
+                Optional,
+                "The Secrets Manager endpoint, e.g. a VPC endpoint's `https://vpce-....secretsmanager.eu-west-1.vpce.amazonaws.com`. Falls back to `AWS_ENDPOINT_URL_SECRETS_MANAGER`, then `AWS_ENDPOINT_URL`. Plain `http` is accepted only for loopback addresses.",
+            ),
+        ],
+    );
+    let azure = Words::new(
+        "Read secrets from Azure Key Vault instead of Vault. In token blocks `path` is the secret's name and `version_id` pins a version. The identity needs the `Key Vault Secrets User` role on the vault (or, with access policies, secret `Get` and `List`).",
+        vec![
+            Term::new("vault_url", Text, Optional, "The vault's URL, e.g. `https://cc-prod.vault.azure.net`. Falls back to `AZURE_KEYVAULT_URL`. Required one way or the other."),
+            Term::new("credential", Text, Optional, "How to sign in to Microsoft Entra ID: `client_secret`, `workload_identity` (a federated token file: GitHub Actions OIDC, AKS workload identity), `managed_identity` or `azure_cli`. When not set: `client_secret` if a client secret is configured, else `workload_identity` if a federated token file is, else `managed_identity` when `IDENTITY_ENDPOINT`/`MSI_ENDPOINT` is set (App Service, Container Apps, Functions), else `azure_cli`."),
+            Term::new("tenant_id", Text, Optional, "The tenant (directory) id. Falls back to `AZURE_TENANT_ID`."),
+            Term::new("client_id", Text, Optional, "The application (client) id; for `managed_identity`, a user-assigned identity's client id. Falls back to `AZURE_CLIENT_ID`."),
+            Term::new("client_secret", Text, Optional, "The application's client secret, for `client_secret`. Falls back to `AZURE_CLIENT_SECRET`. Prefer workload identity or a managed identity in automation.").sensitive(),
+            Term::new("federated_token_file", Text, Optional, "The federated token file, for `workload_identity`. Falls back to `AZURE_FEDERATED_TOKEN_FILE`."),
+            Term::new("authority_host", Text, Optional, "Microsoft Entra ID's host for a sovereign cloud, e.g. `https://login.microsoftonline.us`. Falls back to `AZURE_AUTHORITY_HOST`, then the public cloud. Must use https."),
+            Term::new("ca_cert_file", Text, Optional, "A PEM file of CA certificates to trust for the vault's and Entra ID's TLS certificates (a TLS-inspecting proxy), in addition to the system ones."),
+        ],
+    );
     Words::new(
-        "The ccsecrets provider reads contact-center platform credentials from Vault or OpenBao (KV version 2) and mints short-lived platform tokens as ephemeral resources, so no credential or token is ever written to plan or state.",
+        "The ccsecrets provider reads contact-center platform credentials from a secret store (Vault or OpenBao KV version 2 by default; AWS Secrets Manager or Azure Key Vault with their blocks) and mints short-lived platform tokens as ephemeral resources, so no credential or token is ever written to plan or state. One provider configuration reads from one store; use aliases to mix them.",
         vec![
             Term::new("environment", Text, Optional, format!("The environment this configuration deploys to, e.g. `prod`. Secret paths may use the placeholder `{{environment}}`, and a secret whose KV custom metadata has an `environment` entry that differs is refused. Letters, digits, `-`, `_` and `.` only. Falls back to `{ENVIRONMENT_ENV}`.")),
             Term::new("timeout_seconds", Number, Optional, format!("Timeout of each HTTP request, in seconds, between {} and {}. Default {}. Falls back to `{}`.", TIMEOUT.1, TIMEOUT.2, TIMEOUT.0, TIMEOUT.3)),
@@ -241,6 +283,8 @@ pub fn settings() -> Words {
         ],
     )
     .with_block("vault", vault)
+    .with_block("aws_secretsmanager", aws)
+    .with_block("azure_keyvault", azure)
 }
 
 /// `mount`, `path` and `version`: where a block's secret lives.
@@ -250,21 +294,33 @@ fn source(what: &str, example_path: &str) -> Vec<Term> {
             "mount",
             Text,
             Defaulted,
-            "Mount path of the KV version 2 secrets engine. Default `secret`.",
+            "Mount path of the KV version 2 secrets engine. Default `secret`. Vault only: an error with another store (reported as null there).",
         ),
         Term::new(
             "path",
             Text,
             Required,
             format!(
-                "Path of the secret holding {what}, within the mount (e.g. `{example_path}`). May contain `{{environment}}`, replaced by the provider's `environment`."
+                "Path of the secret holding {what}, within the mount (e.g. `{example_path}`). With AWS Secrets Manager the secret's name or ARN; with Azure Key Vault the secret's name (letters, digits and `-`). May contain `{{environment}}`, replaced by the provider's `environment`."
             ),
         ),
         Term::new(
             "version",
             Number,
             Defaulted,
-            "KV version to read. When not set, the latest version is read and its number is reported here.",
+            "KV version to read. When not set, the latest version is read and its number is reported here. Vault only (null with another store).",
+        ),
+        Term::new(
+            "version_id",
+            Text,
+            Defaulted,
+            "The version to read, by id: an AWS Secrets Manager `VersionId` or an Azure Key Vault version. When not set, the current version is read and its id is reported here (with Vault, the version number as text).",
+        ),
+        Term::new(
+            "version_stage",
+            Text,
+            Optional,
+            "AWS Secrets Manager only: the staging label of the version to read, e.g. `AWSPREVIOUS` or a custom label. Default: the current version (`AWSCURRENT`).",
         ),
     ]
 }
@@ -277,14 +333,20 @@ fn rotation(platform: &str) -> Vec<Term> {
             Bool,
             Defaulted,
             format!(
-                "When {platform} rejects the credential in the latest version as invalid, try the previous live version once and succeed with a warning naming both. Never used when `version` is set, nor for any other error. Default `true`."
+                "When {platform} rejects the credential in the latest version as invalid, try the previous live version once and succeed with a warning naming both: Vault's newest older live version, AWS's `AWSPREVIOUS`, Azure's newest older version that is enabled and not expired. Never used when a version is pinned, nor for any other error. Default `true`."
             ),
         ),
         Term::new(
             "credential_version",
             Number,
             Computed,
-            "The KV version whose credential produced the token (differs from `version` only during a rotation).",
+            "The KV version whose credential produced the token (differs from `version` only during a rotation). Vault only (null with another store).",
+        ),
+        Term::new(
+            "credential_version_id",
+            Text,
+            Computed,
+            "The id of the version whose credential produced the token (differs from `version_id` only during a rotation): an AWS `VersionId`, an Azure version, or Vault's version number as text.",
         ),
         Term::new(
             "reuse_min_remaining_percent",
@@ -476,7 +538,7 @@ pub fn vault_secret() -> Words {
         Term::new("data", StringMap, Computed, "The secret's key/value pairs. Values that are not strings in Vault are given as JSON text.").sensitive(),
         Term::new("data_json", Text, Computed, "The whole secret as a JSON object, with its original value types; decode with `jsondecode`.").sensitive(),
         Term::new("created_time", Text, Computed, "When the version read was written (RFC 3339)."),
-        Term::new("custom_metadata", StringMap, Computed, "The secret's KV custom metadata (not secret)."),
+        Term::new("custom_metadata", StringMap, Computed, "The secret's KV custom metadata (not secret); with AWS Secrets Manager the secret's tags, with Azure Key Vault the version's tags."),
     ]);
     Words::new(
         "Reads a secret from a Vault or OpenBao KV version 2 secrets engine as an ephemeral value: usable in provider blocks and write-only arguments, never written to plan or state.",

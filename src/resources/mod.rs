@@ -47,6 +47,8 @@ pub(crate) mod attr {
     pub(crate) const MOUNT: &str = "mount";
     pub(crate) const PATH: &str = "path";
     pub(crate) const VERSION: &str = "version";
+    pub(crate) const VERSION_ID: &str = "version_id";
+    pub(crate) const VERSION_STAGE: &str = "version_stage";
     pub(crate) const ROTATION_FALLBACK: &str = "rotation_fallback";
     pub(crate) const REUSE_PERCENT: &str = "reuse_min_remaining_percent";
     pub(crate) const CUSTOM_METADATA: &str = "custom_metadata";
@@ -100,6 +102,27 @@ fn validate_source(config: &Config) -> Diagnostics {
         )
         .into(),
     );
+    d.extend(
+        mint::validate_pins(
+            None,
+            config.get(VERSION_ID).as_str(),
+            config.get(VERSION_STAGE).as_str(),
+        )
+        .into(),
+    );
+    if version.is_some() {
+        d.extend(
+            mint::validate_pins(
+                version.filter(|v| *v >= 1),
+                config.get(VERSION_ID).as_str(),
+                config.get(VERSION_STAGE).as_str(),
+            )
+            .into_iter()
+            .filter(|p| p.summary.starts_with("Conflicting"))
+            .collect::<Vec<_>>()
+            .into(),
+        );
+    }
     d
 }
 
@@ -120,13 +143,19 @@ fn source(config: &Config, ctx: &Context) -> Result<Source, Diagnostics> {
     if d.has_errors() {
         return Err(d);
     }
-    Source::new(
+    let src = Source::new(
         config.get(PATH).as_str().unwrap_or_default(),
         config.get(MOUNT).as_str(),
-        config.int(VERSION).map_err(Diagnostics::from)?,
+        mint::pin_of(
+            config.int(VERSION).map_err(Diagnostics::from)?,
+            config.get(VERSION_ID).as_str(),
+            config.get(VERSION_STAGE).as_str(),
+        ),
         ctx.core.environment.as_deref(),
     )
-    .map_err(Diagnostics::from)
+    .map_err(Diagnostics::from)?;
+    let d = mint::check_for_store(&src, ctx.core.store.store_kind());
+    if d.is_empty() { Ok(src) } else { Err(d.into()) }
 }
 
 /// The token-open options of a configuration.

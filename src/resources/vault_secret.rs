@@ -36,7 +36,7 @@ impl EphemeralResource<Context> for VaultSecret {
 
     async fn open(&self, ctx: &Context, config: &Config) -> Result<Opened, Diagnostics> {
         let src = source(config, ctx)?;
-        let secret = mint::read(&ctx.core, &ctx.core.budget(), &src, src.version)
+        let secret = mint::read(&ctx.core, &ctx.core.budget(), &src, &src.pin)
             .await
             .map_err(Diagnostics::from)?;
         let data: BTreeMap<String, Value> = secret
@@ -51,17 +51,18 @@ impl EphemeralResource<Context> for VaultSecret {
             .iter()
             .map(|(k, v)| (k.clone(), Value::from(v.clone())))
             .collect();
-        let result = [
-            (MOUNT, Value::from(src.at.mount.clone())),
-            (VERSION, Value::from(secret.metadata.version)),
-            (DATA, Value::Map(data)),
-            (DATA_JSON, Value::Secret(secret.data.json().clone())),
-            (
-                CREATED_TIME,
-                Value::from(secret.metadata.created_time.clone()),
-            ),
-            (CUSTOM_METADATA, Value::Map(metadata)),
-        ];
+        let result = mint::source_outputs(&src, &secret.metadata)
+            .into_iter()
+            .map(|(name, o)| (name, super::value_of(o)))
+            .chain([
+                (DATA, Value::Map(data)),
+                (DATA_JSON, Value::Secret(secret.data.json().clone())),
+                (
+                    CREATED_TIME,
+                    Value::from(secret.metadata.created_time.clone()),
+                ),
+                (CUSTOM_METADATA, Value::Map(metadata)),
+            ]);
         Ok(Opened {
             result: prefill(config, result),
             ..Opened::default()

@@ -260,6 +260,10 @@ pub struct GenesysSettings {
     pub mount: Option<String>,
     /// Pinned KV version.
     pub version: Option<i64>,
+    /// Pinned AWS or Azure version id.
+    pub version_id: Option<String>,
+    /// Pinned AWS staging label.
+    pub version_stage: Option<String>,
     /// Try the previous version when the latest is rejected (default true).
     pub rotation_fallback: Option<bool>,
     /// Reuse a held token only while more than this share of its life is left (percent).

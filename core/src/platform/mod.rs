@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 use crate::error::Problem;
 use crate::net::{self, Attempt, Budget, GaveUp, RetryPolicy};
 use crate::pool::PooledToken;
-use crate::store::{Location, Secret};
+use crate::store::{Location, Secret, VersionMetadata};
 
 /// What every platform call needs: the HTTP client (TLS verified, no redirects, per-request
 /// timeout) and the retry policy.
@@ -104,8 +104,8 @@ pub fn key_value(
         Problem::error(
             "Key not found in secret",
             format!(
-                "The secret at {at} (version {}) has no non-empty key {key:?}. Its keys are: {}. Store the value under {key:?}, or set `{key_attr}` to the key that holds it.",
-                secret.metadata.version,
+                "The secret at {at} ({}) has no non-empty key {key:?}. Its keys are: {}. Store the value under {key:?}, or set `{key_attr}` to the key that holds it.",
+                secret.metadata.label(),
                 if keys.is_empty() { "(none)".to_owned() } else { keys.join(", ") },
             ),
         )
@@ -158,9 +158,12 @@ pub fn explain(
     platform: &str,
     store: &str,
     at: &Location,
-    version: i64,
+    version: &VersionMetadata,
 ) -> Problem {
-    let origin = format!("the credentials from {store} path {at} (version {version})");
+    let origin = format!(
+        "the credentials from {store} path {at} ({})",
+        version.label()
+    );
     match e.root() {
         PlatformError::Rejected { .. } if e.rejected_credential().is_some() => Problem::error(
             format!("{platform} rejected the credentials"),

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use super::{Location, Metadata, Secret, SecretData, SecretStore, VersionMetadata, VersionState};
+use super::{
+    Location, Metadata, Pin, Secret, SecretData, SecretStore, VersionMetadata, VersionState,
+};
 use crate::error::Problem;
 use crate::net::Budget;
 
@@ -101,8 +103,12 @@ impl SecretStore for FakeStore {
         &self,
         _budget: &Budget,
         at: &Location,
-        version: Option<i64>,
+        pin: &Pin,
     ) -> Result<Arc<Secret>, Problem> {
+        let version = match pin {
+            Pin::Number(n) => Some(*n),
+            _ => None,
+        };
         if self.down.load(Ordering::SeqCst) {
             return Err(Problem::error(
                 "Cannot reach Vault",
@@ -162,6 +168,7 @@ impl SecretStore for FakeStore {
                                 String::new()
                             },
                             destroyed: false,
+                            ..VersionState::default()
                         },
                     )
                 })

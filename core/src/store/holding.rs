@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use super::{Location, Metadata, Secret, SecretStore};
+use super::{Location, Metadata, Pin, Secret, SecretStore, StoreKind, VersionMetadata};
 use crate::error::Problem;
 use crate::net::Budget;
 
 /// The reads held, by location and pinned version.
-type Held = HashMap<(Location, Option<i64>), Arc<Secret>>;
+type Held = HashMap<(Location, Pin), Arc<Secret>>;
 
 /// Wraps a store; see the module docs.
 #[derive(Debug)]
@@ -56,14 +56,18 @@ impl SecretStore for HoldingStore {
         self.inner.kind()
     }
 
+    fn store_kind(&self) -> StoreKind {
+        self.inner.store_kind()
+    }
+
     async fn read(
         &self,
         budget: &Budget,
         at: &Location,
-        version: Option<i64>,
+        pin: &Pin,
     ) -> Result<Arc<Secret>, Problem> {
-        let key = (at.clone(), version);
-        match self.inner.read(budget, at, version).await {
+        let key = (at.clone(), pin.clone());
+        match self.inner.read(budget, at, pin).await {
             Ok(secret) => {
                 self.reachable.store(true, Ordering::SeqCst);
                 self.held().insert(key, Arc::clone(&secret));
@@ -76,7 +80,7 @@ impl SecretStore for HoldingStore {
                     Some(secret) => {
                         tracing::warn!(
                             secret = %at,
-                            version = secret.metadata.version,
+                            version = %secret.metadata.id(),
                             reason = %problem.summary,
                             "cannot read the store; using the credential read last"
                         );
@@ -90,6 +94,15 @@ impl SecretStore for HoldingStore {
 
     async fn metadata(&self, budget: &Budget, at: &Location) -> Result<Metadata, Problem> {
         self.inner.metadata(budget, at).await
+    }
+
+    async fn previous(
+        &self,
+        budget: &Budget,
+        at: &Location,
+        current: &VersionMetadata,
+    ) -> Result<Option<Pin>, Problem> {
+        self.inner.previous(budget, at, current).await
     }
 
     fn forget_reads(&self) {
@@ -120,19 +133,19 @@ mod tests {
         let budget = Budget::new(std::time::Duration::from_secs(5), CancellationToken::new());
         // Nothing held yet: a failure is a failure.
         fake.set_down(true);
-        assert!(store.read(&budget, &at, None).await.is_err());
+        assert!(store.read(&budget, &at, &Pin::Latest).await.is_err());
         assert!(!store.reachable());
         fake.set_down(false);
-        let first = store.read(&budget, &at, None).await.unwrap();
+        let first = store.read(&budget, &at, &Pin::Latest).await.unwrap();
         assert!(store.reachable());
         fake.set_down(true);
-        let held = store.read(&budget, &at, None).await.unwrap();
+        let held = store.read(&budget, &at, &Pin::Latest).await.unwrap();
         assert!(Arc::ptr_eq(&first, &held));
         assert!(!store.reachable());
         // Back up: a rotation is picked up.
         fake.set_down(false);
         fake.put("p", r#"{"client_secret":"s2"}"#);
-        let next = store.read(&budget, &at, None).await.unwrap();
+        let next = store.read(&budget, &at, &Pin::Latest).await.unwrap();
         assert_eq!(next.metadata.version, first.metadata.version + 1);
     }
 }

@@ -1,17 +1,10 @@
-//! Shared reads: within one configured provider, concurrent and repeated reads of the same
-//! mount, path and version make one request. A failed read is shared by those waiting on it
-//! and then forgotten, so the next open tries again.
+//! Vault's shared reads (see [`crate::store::shared`]), keyed by mount, path and version.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-use futures_util::FutureExt;
-use futures_util::future::{BoxFuture, Shared};
+use std::sync::Arc;
 
 use super::{KvSecret, VaultClient, VaultError};
 use crate::net::Budget;
-
-type SharedRead = Shared<BoxFuture<'static, Result<Arc<KvSecret>, VaultError>>>;
+use crate::store::shared::{SharedReads, boxed};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
@@ -21,15 +14,9 @@ struct Key {
 }
 
 /// Reads of one Vault client, shared.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub(crate) struct SecretCache {
-    reads: Mutex<HashMap<Key, SharedRead>>,
-}
-
-impl std::fmt::Debug for SecretCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecretCache").finish_non_exhaustive()
-    }
+    reads: SharedReads<Key, VaultError>,
 }
 
 impl SecretCache {
@@ -48,38 +35,21 @@ impl SecretCache {
             path: path.to_owned(),
             version,
         };
-        let read = {
-            let mut reads = self
-                .reads
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match reads.get(&key) {
-                Some(read) if !matches!(read.peek(), Some(Err(_))) => read.clone(),
-                _ => {
-                    let (client, budget, k) = (client.clone(), budget.clone(), key.clone());
-                    let read = async move {
-                        client
-                            .kv_read(&budget, &k.mount, &k.path, k.version)
-                            .await
-                            .map(Arc::new)
-                    }
-                    .boxed()
-                    .shared();
-                    reads.insert(key, read.clone());
-                    read
-                }
-            }
-        };
-        read.await
+        let (client, budget, k) = (client.clone(), budget.clone(), key.clone());
+        self.reads
+            .read(key, move || {
+                boxed(async move {
+                    client
+                        .kv_read(&budget, &k.mount, &k.path, k.version)
+                        .await
+                        .map(Arc::new)
+                })
+            })
+            .await
     }
-}
 
-impl SecretCache {
     /// Forgets every shared read.
     pub(crate) fn clear(&self) {
-        self.reads
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clear();
+        self.reads.clear();
     }
 }

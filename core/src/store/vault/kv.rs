@@ -86,6 +86,37 @@ pub struct VersionMetadata {
     pub destroyed: bool,
     #[serde(default, deserialize_with = "null_as_empty")]
     pub custom_metadata: BTreeMap<String, String>,
+    /// A string version id, for stores whose versions are not numbers (AWS, Azure).
+    #[serde(skip)]
+    pub version_id: String,
+    /// AWS staging labels of the version (`AWSCURRENT`, `AWSPREVIOUS`, ...).
+    #[serde(skip)]
+    pub stages: Vec<String>,
+}
+
+impl VersionMetadata {
+    /// The version's id: the store's string id, or Vault's number as text.
+    pub fn id(&self) -> String {
+        if self.version_id.is_empty() {
+            self.version.to_string()
+        } else {
+            self.version_id.clone()
+        }
+    }
+
+    /// The version's number where the store numbers its versions (Vault).
+    pub fn number(&self) -> Option<i64> {
+        self.version_id.is_empty().then_some(self.version)
+    }
+
+    /// How messages name this version: `version 3`, `version 1a2b… (AWSCURRENT)`.
+    pub fn label(&self) -> String {
+        if self.stages.is_empty() {
+            format!("version {}", self.id())
+        } else {
+            format!("version {} ({})", self.id(), self.stages.join(", "))
+        }
+    }
 }
 
 /// The body of `GET <mount>/data/<path>`.
@@ -115,6 +146,12 @@ pub struct VersionState {
     pub deletion_time: String,
     #[serde(default)]
     pub destroyed: bool,
+    /// When the version was written (RFC 3339), where the store lists it.
+    #[serde(default)]
+    pub created_time: String,
+    /// AWS staging labels; Azure: `enabled` / `disabled` and `expired`.
+    #[serde(skip)]
+    pub stages: Vec<String>,
 }
 
 impl VersionState {
@@ -139,6 +176,9 @@ pub struct KvMetadata {
     pub custom_metadata: BTreeMap<String, String>,
     #[serde(default, deserialize_with = "null_as_empty")]
     pub versions: BTreeMap<String, VersionState>,
+    /// The current version's id where versions are not numbered (AWS, Azure).
+    #[serde(skip)]
+    pub current_version_id: String,
 }
 
 impl KvMetadata {

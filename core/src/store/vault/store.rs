@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use super::{SecretCache, VaultClient, VaultError, VaultSettings};
 use crate::error::{Field, Problem};
 use crate::net::{self, Budget};
-use crate::store::{Location, Metadata, Secret, SecretStore};
+use crate::store::{Location, Metadata, Pin, Secret, SecretStore};
 
 /// A configured Vault: one client (one login per process) and its shared reads.
 #[derive(Debug)]
@@ -45,16 +45,22 @@ impl SecretStore for VaultStore {
         &self.id
     }
 
-    fn kind(&self) -> &'static str {
-        "Vault"
-    }
-
     async fn read(
         &self,
         budget: &Budget,
         at: &Location,
-        version: Option<i64>,
+        pin: &Pin,
     ) -> Result<Arc<Secret>, Problem> {
+        let version = match pin {
+            Pin::Latest => None,
+            Pin::Number(n) => Some(*n),
+            other => {
+                return Err(crate::mint::foreign_pin(
+                    other,
+                    crate::store::StoreKind::Vault,
+                ));
+            }
+        };
         self.cache
             .read(&self.client, budget, &at.mount, &at.path, version)
             .await

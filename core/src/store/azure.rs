@@ -1,0 +1,672 @@
+//! Azure Key Vault behind the store seam, through the official SDK
+//! (`azure_security_keyvault_secrets`, credentials from `azure_identity`). Every request the
+//! SDK makes, to Key Vault and to Microsoft Entra ID, goes through this crate's own HTTP
+//! client ([`Transport`]): timeouts, the response size limit, https (plain http only to
+//! loopback) and the configured CA apply as for Vault. The SDK is set up at the first read.
+//!
+//! A secret's value is one JSON object with the same keys as a Vault KV secret; its version's
+//! tags carry the `environment` the guard compares.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use azure_core::credentials::{Secret as AzureSecret, TokenCredential};
+use azure_core::error::ErrorKind;
+use azure_core::http::headers::{HeaderName, HeaderValue, Headers};
+use azure_core::http::{
+    AsyncRawResponse, ClientOptions, ExponentialRetryOptions, HttpClient, Request, RetryOptions,
+    Transport,
+};
+use azure_core::time::OffsetDateTime;
+use azure_identity::{
+    AzureCliCredential, AzureCliCredentialOptions, ClientAssertionCredentialOptions,
+    ClientSecretCredential, ClientSecretCredentialOptions, ManagedIdentityCredential,
+    ManagedIdentityCredentialOptions, UserAssignedId, WorkloadIdentityCredential,
+    WorkloadIdentityCredentialOptions,
+};
+use azure_security_keyvault_secrets::models::{
+    SecretAttributes, SecretClientGetSecretOptions,
+    SecretClientListSecretPropertiesVersionsOptions, SecretProperties,
+};
+use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
+use futures_util::TryStreamExt;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::OnceCell;
+
+use super::shared::{SharedReads, boxed};
+use super::{
+    Location, Metadata, Pin, Secret, SecretStore, StoreKind, VersionMetadata, VersionState, json,
+};
+use crate::error::{Field, Problem};
+use crate::net::{self, Budget};
+
+const STORE: &str = "Azure Key Vault";
+
+/// How to sign in to Microsoft Entra ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialKind {
+    /// A service principal's client secret.
+    ClientSecret,
+    /// Workload identity federation: a federated token file (GitHub Actions, AKS).
+    WorkloadIdentity,
+    /// The managed identity of the Azure resource it runs on.
+    ManagedIdentity,
+    /// The signed-in Azure CLI.
+    AzureCli,
+}
+
+impl CredentialKind {
+    /// The setting's value naming this kind.
+    pub fn name(self) -> &'static str {
+        match self {
+            CredentialKind::ClientSecret => "client_secret",
+            CredentialKind::WorkloadIdentity => "workload_identity",
+            CredentialKind::ManagedIdentity => "managed_identity",
+            CredentialKind::AzureCli => "azure_cli",
+        }
+    }
+
+    /// The kind a setting's value names.
+    pub fn parse(raw: &str) -> Option<Self> {
+        [
+            CredentialKind::ClientSecret,
+            CredentialKind::WorkloadIdentity,
+            CredentialKind::ManagedIdentity,
+            CredentialKind::AzureCli,
+        ]
+        .into_iter()
+        .find(|k| k.name() == raw)
+    }
+}
+
+/// How to reach Azure Key Vault (the `azure_keyvault` block, resolved).
+#[derive(Debug, Clone)]
+pub struct AzureSettings {
+    /// The vault, e.g. `https://cc-prod.vault.azure.net` (checked).
+    pub vault_url: url::Url,
+    /// How to sign in.
+    pub credential: CredentialKind,
+    /// The tenant (directory) id.
+    pub tenant_id: Option<String>,
+    /// The application (client) id; for a managed identity, a user-assigned one.
+    pub client_id: Option<String>,
+    /// The client secret (for [`CredentialKind::ClientSecret`]).
+    pub client_secret: Option<SecretString>,
+    /// The federated token file (for [`CredentialKind::WorkloadIdentity`]).
+    pub federated_token_file: Option<PathBuf>,
+    /// Entra ID's authority host, when not the public cloud's (`AZURE_AUTHORITY_HOST`).
+    pub authority_host: Option<String>,
+    /// Extra CA certificates (PEM) to trust.
+    pub ca_pem: Option<Vec<u8>>,
+    /// Each request's timeout.
+    pub timeout: Duration,
+    /// Retries of throttling and transient failures.
+    pub max_retries: u32,
+}
+
+/// The SDK's HTTP transport: this crate's client, with its limits and rules.
+#[derive(Debug)]
+struct Http {
+    client: reqwest::Client,
+}
+
+fn transport_error(kind: ErrorKind, text: String) -> azure_core::Error {
+    azure_core::Error::with_message(kind, text)
+}
+
+#[async_trait]
+impl HttpClient for Http {
+    async fn execute_request(&self, request: &Request) -> azure_core::Result<AsyncRawResponse> {
+        let url = request.url();
+        // https everywhere, plain http only to loopback: the same rule as every other request.
+        if url.scheme() != "https" && !url.host().is_some_and(|h| net::is_loopback_host(&h)) {
+            return Err(transport_error(
+                ErrorKind::Other,
+                format!(
+                    "refusing plain http to {} (https is required except to loopback)",
+                    net::redact_url(url.as_str())
+                ),
+            ));
+        }
+        let method = reqwest::Method::from_bytes(request.method().as_ref().as_bytes())
+            .map_err(|_| transport_error(ErrorKind::Other, "unsupported HTTP method".into()))?;
+        let mut req = self.client.request(method, url.clone());
+        for (name, value) in request.headers().iter() {
+            req = req.header(name.as_str(), value.as_str());
+        }
+        req = match request.body() {
+            azure_core::http::Body::Bytes(bytes) => req.body(bytes.clone()),
+            azure_core::http::Body::SeekableStream(_) => {
+                return Err(transport_error(
+                    ErrorKind::Other,
+                    "streamed request bodies are not used".into(),
+                ));
+            }
+        };
+        let resp = req.send().await.map_err(|e| {
+            let kind = if e.is_connect() {
+                ErrorKind::Connection
+            } else {
+                ErrorKind::Io
+            };
+            transport_error(kind, net::describe_transport(&e))
+        })?;
+        let status = resp.status().as_u16();
+        let headers: HashMap<HeaderName, HeaderValue> = resp
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| {
+                Some((
+                    HeaderName::from(k.as_str().to_owned()),
+                    HeaderValue::from(v.to_str().ok()?.to_owned()),
+                ))
+            })
+            .collect();
+        let body = net::read_body(resp, net::STORE_BODY_LIMIT)
+            .await
+            .map_err(|e| transport_error(ErrorKind::Io, e.to_string()))?;
+        Ok(AsyncRawResponse::from_bytes(
+            status.into(),
+            Headers::from(headers),
+            body.to_vec(),
+        ))
+    }
+}
+
+/// A configured Azure Key Vault.
+pub struct AzureStore {
+    settings: AzureSettings,
+    client: OnceCell<Arc<SecretClient>>,
+    reads: SharedReads<(String, Pin), Problem>,
+    id: String,
+}
+
+impl AzureStore {
+    /// A store for these settings. Nothing is set up until the first read.
+    pub fn new(settings: AzureSettings) -> Self {
+        let id = format!(
+            "azure|{}|{}|{}",
+            settings.vault_url,
+            settings.tenant_id.as_deref().unwrap_or(""),
+            settings.client_id.as_deref().unwrap_or("")
+        );
+        AzureStore {
+            settings,
+            client: OnceCell::new(),
+            reads: SharedReads::default(),
+            id,
+        }
+    }
+
+    async fn client(&self) -> Result<&Arc<SecretClient>, Problem> {
+        self.client
+            .get_or_try_init(|| async { connect(&self.settings).map(Arc::new) })
+            .await
+    }
+
+    fn sent(&self) -> Vec<String> {
+        self.settings
+            .client_secret
+            .iter()
+            .map(|s| s.expose_secret().to_owned())
+            .collect()
+    }
+}
+
+impl std::fmt::Debug for AzureStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AzureStore")
+            .field("settings", &self.settings)
+            .field("ready", &self.client.initialized())
+            .finish_non_exhaustive()
+    }
+}
+
+fn at_block(attr: &str) -> Field {
+    Field::root("azure_keyvault").attr(attr)
+}
+
+fn client_options(s: &AzureSettings, http: &Arc<Http>) -> ClientOptions {
+    let mut options = ClientOptions {
+        transport: Some(Transport::new(Arc::clone(http) as Arc<dyn HttpClient>)),
+        retry: RetryOptions::exponential(ExponentialRetryOptions {
+            max_retries: s.max_retries,
+            ..ExponentialRetryOptions::default()
+        }),
+        ..ClientOptions::default()
+    };
+    if let Some(host) = &s.authority_host {
+        let mut cloud = azure_core::cloud::CustomConfiguration::default();
+        cloud.authority_host = host.clone();
+        options.cloud = Some(Arc::new(cloud.into()));
+    }
+    options
+}
+
+fn setup_problem(e: &azure_core::Error, attr: &str) -> Problem {
+    Problem::error(
+        "Cannot set up the Azure sign-in",
+        format!("{}.", net::untrusted_text(&e.to_string(), &[], 300)),
+    )
+    .at(at_block(attr))
+}
+
+/// Builds the credential and the client.
+fn connect(s: &AzureSettings) -> Result<SecretClient, Problem> {
+    let client = net::http_client(&net::ClientOptions {
+        timeout: s.timeout,
+        ca_pem: s.ca_pem.clone(),
+        skip_tls_verify: false,
+    })
+    .map_err(|e| {
+        Problem::error("Cannot set up the HTTP client", format!("{e}."))
+            .at(at_block("ca_cert_file"))
+    })?;
+    let http = Arc::new(Http { client });
+    let options = client_options(s, &http);
+    let credential: Arc<dyn TokenCredential> = match s.credential {
+        CredentialKind::ClientSecret => {
+            let (Some(tenant), Some(client_id), Some(secret)) =
+                (&s.tenant_id, &s.client_id, &s.client_secret)
+            else {
+                return Err(Problem::error(
+                    "Incomplete Azure client secret sign-in",
+                    "Signing in with a client secret needs `tenant_id`, `client_id` and `client_secret` (or AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET).",
+                )
+                .at(at_block("credential")));
+            };
+            ClientSecretCredential::new(
+                tenant,
+                client_id.clone(),
+                AzureSecret::new(secret.expose_secret().to_owned()),
+                Some(ClientSecretCredentialOptions {
+                    client_options: options.clone(),
+                }),
+            )
+            .map_err(|e| setup_problem(&e, "tenant_id"))?
+        }
+        CredentialKind::WorkloadIdentity => {
+            WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
+                credential_options: ClientAssertionCredentialOptions {
+                    client_options: options.clone(),
+                },
+                client_id: s.client_id.clone(),
+                tenant_id: s.tenant_id.clone(),
+                token_file_path: s.federated_token_file.clone(),
+                ..WorkloadIdentityCredentialOptions::default()
+            }))
+            .map_err(|e| setup_problem(&e, "federated_token_file"))?
+        }
+        CredentialKind::ManagedIdentity => {
+            ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
+                user_assigned_id: s.client_id.clone().map(UserAssignedId::ClientId),
+                client_options: options.clone(),
+            }))
+            .map_err(|e| setup_problem(&e, "credential"))?
+        }
+        CredentialKind::AzureCli => AzureCliCredential::new(Some(AzureCliCredentialOptions {
+            tenant_id: s.tenant_id.clone(),
+            ..AzureCliCredentialOptions::default()
+        }))
+        .map_err(|e| setup_problem(&e, "credential"))?,
+    };
+    SecretClient::new(
+        s.vault_url.as_str(),
+        credential,
+        Some(SecretClientOptions {
+            client_options: options,
+            ..SecretClientOptions::default()
+        }),
+    )
+    .map_err(|e| {
+        Problem::error(
+            "Invalid vault_url",
+            format!("{}.", net::untrusted_text(&e.to_string(), &[], 300)),
+        )
+        .at(at_block("vault_url"))
+    })
+}
+
+async fn within<T>(
+    budget: &Budget,
+    what: &str,
+    f: impl std::future::Future<Output = Result<T, Problem>>,
+) -> Result<T, Problem> {
+    tokio::select! {
+        r = tokio::time::timeout(budget.remaining(), f) => r.unwrap_or_else(|_| Err(Problem::error(
+            "Timed out waiting for Azure Key Vault",
+            format!("{what} did not finish within the open's deadline. Check connectivity to the vault and to Microsoft Entra ID, or raise `open_timeout_seconds`."),
+        ))),
+        () = budget.cancel.cancelled() => Err(Problem::error("Interrupted", "Interrupted while reading from Azure Key Vault.")),
+    }
+}
+
+/// An SDK error as a problem that names the secret, the vault and what to check.
+fn explain(
+    e: &azure_core::Error,
+    at: &Location,
+    pin: &Pin,
+    vault: &str,
+    sent: &[String],
+) -> Problem {
+    let sent: Vec<&str> = sent.iter().map(String::as_str).collect();
+    let text = net::untrusted_text(&e.to_string(), &sent, 300);
+    let name = &at.path;
+    let attr = if pin.is_pinned() { pin.attr() } else { "path" };
+    match e.kind() {
+        ErrorKind::HttpResponse {
+            status, error_code, ..
+        } => {
+            let code = error_code.as_deref().unwrap_or("");
+            match u16::from(*status) {
+                404 => Problem::error(
+                    "Secret not found in Azure Key Vault",
+                    format!(
+                        "{text}. No secret {name:?} ({pin}) in {vault}. Check `path` (the secret's name) and `version_id` if set."
+                    ),
+                )
+                .at_attr(attr),
+                403 if text.contains("disabled") || code.contains("Disabled") => Problem::error(
+                    "Secret version is disabled",
+                    format!(
+                        "{text}. {pin} of secret {name:?} in {vault} is disabled. Enable it, or choose an enabled version with `version_id`."
+                    ),
+                )
+                .at_attr(attr),
+                403 => Problem::error(
+                    "Azure denied access",
+                    format!(
+                        "{text}. The identity in use needs the `Key Vault Secrets User` role on {vault} (or on secret {name:?}); with the access policy permission model, a policy granting secret `Get` and `List`."
+                    ),
+                )
+                .at_attr("path"),
+                401 => Problem::error(
+                    "Azure Key Vault refused the sign-in",
+                    format!(
+                        "{text}. Check that the identity belongs to the vault's tenant and that its token is for Key Vault."
+                    ),
+                )
+                .at(Field::root("azure_keyvault")),
+                429 => Problem::error(
+                    "Azure Key Vault is throttling requests",
+                    format!("{text}. Retries were exhausted; try again later, or raise `max_retries`."),
+                ),
+                s if s >= 500 => Problem::error(
+                    "Azure Key Vault is unavailable",
+                    format!("{text}. Retry later, or raise `max_retries` / `open_timeout_seconds`."),
+                ),
+                _ => Problem::error(
+                    "Azure Key Vault refused the request",
+                    format!("{text}. Secret {name:?} in {vault}."),
+                )
+                .at_attr(attr),
+            }
+        }
+        ErrorKind::Credential => Problem::error(
+            "Azure sign-in failed",
+            format!(
+                "{text}. Check the azure_keyvault block's `credential` and what it needs: a client secret (tenant_id, client_id, client_secret / AZURE_CLIENT_SECRET), workload identity (AZURE_FEDERATED_TOKEN_FILE, tenant_id, client_id), a managed identity, or a signed-in Azure CLI."
+            ),
+        )
+        .at(Field::root("azure_keyvault")),
+        ErrorKind::Io | ErrorKind::Connection => Problem::error(
+            "Cannot reach Azure Key Vault",
+            format!(
+                "{text}. Check `vault_url` ({vault}), network access to it and to Microsoft Entra ID, and `ca_cert_file` for TLS errors."
+            ),
+        ),
+        _ => Problem::error(
+            "Unexpected answer from Azure Key Vault",
+            format!("{text}. Secret {name:?} in {vault}."),
+        ),
+    }
+}
+
+fn unix(t: Option<&OffsetDateTime>) -> Option<i64> {
+    t.map(|t| t.unix_timestamp())
+}
+
+fn rfc3339(t: Option<&OffsetDateTime>) -> String {
+    t.map(azure_core::time::to_rfc3339).unwrap_or_default()
+}
+
+/// The version in a Key Vault id `https://<vault>/secrets/<name>/<version>`.
+fn version_of(id: Option<&str>) -> String {
+    id.and_then(|id| id.split('?').next())
+        .and_then(|id| id.trim_end_matches('/').rsplit('/').next())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn tags(t: Option<&HashMap<String, String>>) -> BTreeMap<String, String> {
+    t.map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
+}
+
+/// A version's states, as the data source reports them.
+fn states(a: Option<&SecretAttributes>, now: i64) -> Vec<String> {
+    let mut out = vec![if a.and_then(|a| a.enabled).unwrap_or(true) {
+        "enabled".to_owned()
+    } else {
+        "disabled".to_owned()
+    }];
+    if unix(a.and_then(|a| a.expires.as_ref())).is_some_and(|exp| exp <= now) {
+        out.push("expired".to_owned());
+    }
+    out
+}
+
+async fn read_once(
+    client: Arc<SecretClient>,
+    vault: String,
+    at: Location,
+    pin: Pin,
+    sent: Vec<String>,
+) -> Result<Arc<Secret>, Problem> {
+    let version = match &pin {
+        Pin::Id(id) => Some(id.clone()),
+        _ => None,
+    };
+    let secret = client
+        .get_secret(
+            &at.path,
+            Some(SecretClientGetSecretOptions {
+                secret_version: version,
+                ..SecretClientGetSecretOptions::default()
+            }),
+        )
+        .await
+        .and_then(|r| r.into_model())
+        .map_err(|e| explain(&e, &at, &pin, &vault, &sent))?;
+    let version_id = version_of(secret.id.as_deref());
+    let what = format!("secret {:?} (version {version_id})", at.path);
+    let value = SecretString::from(secret.value.clone().unwrap_or_default());
+    let data = json::object(&value, STORE, &what)?;
+    let attributes = secret.attributes.as_ref();
+    Ok(Arc::new(Secret {
+        data,
+        metadata: VersionMetadata {
+            version_id,
+            created_time: rfc3339(attributes.and_then(|a| a.created.as_ref())),
+            custom_metadata: tags(secret.tags.as_ref()),
+            ..VersionMetadata::default()
+        },
+    }))
+}
+
+/// Every version's properties (never a value), following the pager within the budget.
+async fn versions(
+    client: &SecretClient,
+    at: &Location,
+    vault: &str,
+    sent: &[String],
+) -> Result<Vec<SecretProperties>, Problem> {
+    let fail = |e: &azure_core::Error| explain(e, at, &Pin::Latest, vault, sent);
+    let mut pager = client
+        .list_secret_properties_versions(
+            &at.path,
+            Some(SecretClientListSecretPropertiesVersionsOptions::default()),
+        )
+        .map_err(|e| fail(&e))?;
+    let mut out = Vec::new();
+    while let Some(item) = pager.try_next().await.map_err(|e| fail(&e))? {
+        out.push(item);
+        if out.len() > 10_000 {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+fn now() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+#[async_trait]
+impl SecretStore for AzureStore {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn store_kind(&self) -> StoreKind {
+        StoreKind::AzureKeyVault
+    }
+
+    async fn read(
+        &self,
+        budget: &Budget,
+        at: &Location,
+        pin: &Pin,
+    ) -> Result<Arc<Secret>, Problem> {
+        within(budget, "Reading the secret", async {
+            let client = self.client().await?.clone();
+            let (vault, at2, pin2, sent) = (
+                net::redact_url(self.settings.vault_url.as_str()),
+                at.clone(),
+                pin.clone(),
+                self.sent(),
+            );
+            self.reads
+                .read((at.path.clone(), pin.clone()), move || {
+                    boxed(read_once(client, vault, at2, pin2, sent))
+                })
+                .await
+        })
+        .await
+    }
+
+    async fn metadata(&self, budget: &Budget, at: &Location) -> Result<Metadata, Problem> {
+        within(budget, "Listing the secret's versions", async {
+            let client = self.client().await?;
+            let vault = net::redact_url(self.settings.vault_url.as_str());
+            let list = versions(client, at, &vault, &self.sent()).await?;
+            let now = now();
+            let created = |p: &SecretProperties| {
+                unix(p.attributes.as_ref().and_then(|a| a.created.as_ref())).unwrap_or(0)
+            };
+            let current = list.iter().max_by_key(|p| created(p));
+            let oldest = list.iter().min_by_key(|p| created(p));
+            let updated = list
+                .iter()
+                .filter_map(|p| p.attributes.as_ref().and_then(|a| a.updated))
+                .max();
+            Ok(Metadata {
+                created_time: rfc3339(
+                    oldest.and_then(|p| p.attributes.as_ref().and_then(|a| a.created.as_ref())),
+                ),
+                updated_time: rfc3339(updated.as_ref()),
+                custom_metadata: tags(current.and_then(|p| p.tags.as_ref())),
+                current_version_id: version_of(current.and_then(|p| p.id.as_deref())),
+                versions: list
+                    .iter()
+                    .map(|p| {
+                        let a = p.attributes.as_ref();
+                        (
+                            version_of(p.id.as_deref()),
+                            VersionState {
+                                created_time: rfc3339(a.and_then(|a| a.created.as_ref())),
+                                stages: states(a, now),
+                                ..VersionState::default()
+                            },
+                        )
+                    })
+                    .collect(),
+                ..Metadata::default()
+            })
+        })
+        .await
+    }
+
+    async fn previous(
+        &self,
+        budget: &Budget,
+        at: &Location,
+        current: &VersionMetadata,
+    ) -> Result<Option<Pin>, Problem> {
+        within(budget, "Looking for the previous version", async {
+            let client = self.client().await?;
+            let vault = net::redact_url(self.settings.vault_url.as_str());
+            let list = versions(client, at, &vault, &self.sent()).await?;
+            let now = now();
+            let created = |p: &SecretProperties| {
+                unix(p.attributes.as_ref().and_then(|a| a.created.as_ref())).unwrap_or(0)
+            };
+            let current_created = list
+                .iter()
+                .find(|p| version_of(p.id.as_deref()) == current.version_id)
+                .map_or(i64::MAX, created);
+            Ok(list
+                .iter()
+                .filter(|p| version_of(p.id.as_deref()) != current.version_id)
+                .filter(|p| created(p) <= current_created)
+                .filter(|p| {
+                    let a = p.attributes.as_ref();
+                    a.and_then(|a| a.enabled).unwrap_or(true)
+                        && !unix(a.and_then(|a| a.expires.as_ref())).is_some_and(|e| e <= now)
+                        && !unix(a.and_then(|a| a.not_before.as_ref())).is_some_and(|n| n > now)
+                })
+                .max_by_key(|p| created(p))
+                .map(|p| Pin::Id(version_of(p.id.as_deref()))))
+        })
+        .await
+    }
+
+    fn forget_reads(&self) {
+        self.reads.clear();
+    }
+
+    async fn shutdown(&self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_ids_come_from_the_secret_id() {
+        assert_eq!(
+            version_of(Some(
+                "https://v.vault.azure.net/secrets/g-prod/0123abcd?api-version=7.5"
+            )),
+            "0123abcd"
+        );
+        assert_eq!(version_of(Some("https://v/secrets/g/abc/")), "abc");
+        assert_eq!(version_of(None), "");
+    }
+
+    #[test]
+    fn credential_kinds_round_trip() {
+        for k in [
+            CredentialKind::ClientSecret,
+            CredentialKind::WorkloadIdentity,
+            CredentialKind::ManagedIdentity,
+            CredentialKind::AzureCli,
+        ] {
+            assert_eq!(CredentialKind::parse(k.name()), Some(k));
+        }
+        assert_eq!(CredentialKind::parse("default"), None);
+    }
+}

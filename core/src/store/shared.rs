@@ -1,0 +1,78 @@
+//! Shared reads: within one configured store, concurrent and repeated reads of the same
+//! secret and version make one request. A failed read is shared by those waiting on it and
+//! then forgotten, so the next open tries again.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
+
+use super::Secret;
+
+type SharedRead<E> = Shared<BoxFuture<'static, Result<Arc<Secret>, E>>>;
+
+/// Reads of one store, shared by key.
+pub(crate) struct SharedReads<K, E> {
+    reads: Mutex<HashMap<K, SharedRead<E>>>,
+}
+
+impl<K, E> Default for SharedReads<K, E> {
+    fn default() -> Self {
+        SharedReads {
+            reads: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K, E> std::fmt::Debug for SharedReads<K, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedReads").finish_non_exhaustive()
+    }
+}
+
+impl<K, E> SharedReads<K, E>
+where
+    K: Eq + Hash + Clone,
+    E: Clone + Send + Sync + 'static,
+{
+    /// The read under `key`: one in flight or done (unless it failed), else a new one that
+    /// `start` begins.
+    pub(crate) async fn read(
+        &self,
+        key: K,
+        start: impl FnOnce() -> BoxFuture<'static, Result<Arc<Secret>, E>>,
+    ) -> Result<Arc<Secret>, E> {
+        let read = {
+            let mut reads = self
+                .reads
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match reads.get(&key) {
+                Some(read) if !matches!(read.peek(), Some(Err(_))) => read.clone(),
+                _ => {
+                    let read = start().shared();
+                    reads.insert(key, read.clone());
+                    read
+                }
+            }
+        };
+        read.await
+    }
+
+    /// Forgets every shared read.
+    pub(crate) fn clear(&self) {
+        self.reads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+}
+
+/// Makes a boxed read from a future (keeps call sites short).
+pub(crate) fn boxed<E>(
+    f: impl std::future::Future<Output = Result<Arc<Secret>, E>> + Send + 'static,
+) -> BoxFuture<'static, Result<Arc<Secret>, E>> {
+    f.boxed()
+}
