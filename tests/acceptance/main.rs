@@ -4,6 +4,7 @@
 #![allow(unreachable_pub, clippy::unwrap_used)]
 
 mod auth;
+mod aws;
 mod binary;
 mod config;
 mod consumers;

@@ -1,0 +1,348 @@
+//! AWS Secrets Manager as the store, end to end: real Terraform, moto's server standing in
+//! for AWS (Secrets Manager and STS, through the official SDK), the Genesys stand-in. Faults
+//! moto cannot produce (throttling, access denied) come from a proxy in front of it.
+
+use ccsecrets_testkit::aws::{self, Moto, ThrottlingProxy};
+use ccsecrets_testkit::genesys::GenesysStandin;
+use ccsecrets_testkit::terraform::{Workdir, assert_no_secrets};
+use serde_json::json;
+
+use crate::support::*;
+
+/// Credentials for one Genesys OAuth client, held in moto.
+struct AwsWorld {
+    moto: &'static Moto,
+    standin: GenesysStandin,
+    name: String,
+    client_id: String,
+    client_secret: String,
+    org_id: String,
+}
+
+fn credential(client_id: &str, client_secret: &str) -> String {
+    json!({"client_id": client_id, "client_secret": client_secret}).to_string()
+}
+
+impl AwsWorld {
+    fn new(tags: &[(&str, &str)]) -> AwsWorld {
+        aws::require_moto();
+        let moto = Moto::shared();
+        let standin = GenesysStandin::start();
+        let client_id = format!("client-{}", fastrand::u32(..));
+        let client_secret = secret_value("awssecret");
+        let org_id = format!("org-{}", fastrand::u32(..));
+        standin.add_client(&client_id, &client_secret, &org_id);
+        let name = aws::unique_name("genesys/prod/pipeline");
+        moto.create_secret(&name, &credential(&client_id, &client_secret), tags);
+        AwsWorld {
+            moto,
+            standin,
+            name,
+            client_id,
+            client_secret,
+            org_id,
+        }
+    }
+
+    /// A workdir whose provider finds moto through the AWS SDK's environment, static keys.
+    fn workdir(&self, endpoint: &str) -> Workdir {
+        let mut wd = workdir();
+        for var in aws::CLEAR_ENV {
+            wd.unset(var);
+        }
+        for (k, v) in aws::static_credentials_env(endpoint) {
+            wd.env(k, &v);
+        }
+        wd.env(ccsecrets_testkit::consumer::API_URL_ENV, self.standin.url());
+        wd
+    }
+
+    /// A configuration: `store` inside the provider block, a Genesys token at this secret
+    /// with `extra` lines, used by the consumer.
+    fn config(&self, store: &str, extra: &str) -> String {
+        format!(
+            "terraform {{\n  required_providers {{\n    ccsecrets = {{ source = \"ccsecrets/ccsecrets\" }}\n    genesyscloud = {{ source = \"mypurecloud/genesyscloud\" }}\n  }}\n}}\n\
+             provider \"ccsecrets\" {{\n{store}\n}}\n\n\
+             ephemeral \"ccsecrets_genesys_token\" \"t\" {{\n  path      = {path}\n  region    = \"us-east-1\"\n  login_url = {u}\n  api_url   = {u}\n{extra}\n}}\n\n\
+             provider \"genesyscloud\" {{\n  access_token = ephemeral.ccsecrets_genesys_token.t.access_token\n  aws_region   = ephemeral.ccsecrets_genesys_token.t.region\n}}\n\n\
+             data \"genesyscloud_organizations_me\" \"current\" {{}}\n",
+            path = q(&self.name),
+            u = q(self.standin.url())
+        )
+    }
+
+    /// Rotates to a credential Genesys refuses: `AWSCURRENT` moves to it, `AWSPREVIOUS` to the
+    /// good one. Returns (good version, bad version).
+    fn rotate_to_bad(&self) -> (String, String) {
+        let good = self.current_version();
+        let bad = self
+            .moto
+            .put_secret_value(&self.name, &credential(&self.client_id, "not-the-secret"));
+        (good, bad)
+    }
+
+    fn current_version(&self) -> String {
+        self.moto
+            .stages(&self.name)
+            .into_iter()
+            .find(|(_, stages)| stages.iter().any(|s| s == "AWSCURRENT"))
+            .map(|(id, _)| id)
+            .expect("a current version")
+    }
+}
+
+const STORE: &str = "  aws_secretsmanager {\n    region = \"us-east-1\"\n  }";
+
+#[test]
+fn aws_held_credentials_mint_a_token_that_reaches_the_consumer_and_nothing_leaks() {
+    let w = AwsWorld::new(&[("environment", "prod")]);
+    let mut wd = w.workdir(&w.moto.endpoint());
+    wd.env("TF_LOG", "trace").env("TF_LOG_PATH", "trace.log");
+    wd.file(
+        "main.tf",
+        &w.config(&format!("  environment = \"prod\"\n{STORE}"), ""),
+    );
+    let plan = wd.plan();
+    plan.assert_ok();
+    let apply = wd.apply_plan();
+    apply.assert_ok();
+    assert_eq!(
+        w.standin.token_requests(&w.client_id),
+        2,
+        "plan and apply each mint"
+    );
+    assert!(w.standin.valid_calls(&w.client_id) >= 2);
+    assert_eq!(w.standin.live_tokens(&w.client_id), 0, "both were revoked");
+    let state = String::from_utf8(wd.read("terraform.tfstate")).unwrap();
+    assert!(state.contains(&w.org_id), "the consumer read the org");
+
+    let log = wd.read("trace.log");
+    assert!(
+        String::from_utf8_lossy(&log).contains("rpc=OpenEphemeralResource"),
+        "the trace log has the provider's lines"
+    );
+    let mut places = wd.persisted();
+    places.extend([
+        ("trace.log".to_owned(), log),
+        ("plan output".to_owned(), plan.output().into_bytes()),
+        ("apply output".to_owned(), apply.output().into_bytes()),
+    ]);
+    let mut secrets = w.standin.issued_tokens();
+    assert_eq!(secrets.len(), 2);
+    secrets.push(w.client_secret.clone());
+    assert_no_secrets(&places, &secrets);
+}
+
+#[test]
+fn a_rejected_awscurrent_falls_back_to_awsprevious_with_a_warning_naming_both() {
+    let w = AwsWorld::new(&[]);
+    let (good, bad) = w.rotate_to_bad();
+    let wd = w.workdir(&w.moto.endpoint());
+    wd.file("main.tf", &w.config(STORE, ""));
+    let plan = wd.plan();
+    plan.assert_ok().assert_says(&[
+        "Used the previous credential version",
+        &format!("version {bad} (AWSCURRENT)"),
+        &format!("version {good} (AWSPREVIOUS)"),
+    ]);
+    assert_eq!(w.standin.tokens_issued(&w.client_id), 1);
+
+    // Pinned: the stage or the id is read as asked, without any fallback.
+    wd.file(
+        "main.tf",
+        &w.config(STORE, "  version_stage = \"AWSPREVIOUS\""),
+    );
+    let run = wd.plan();
+    run.assert_ok();
+    assert!(
+        !run.output().contains("Used the previous"),
+        "{}",
+        run.output()
+    );
+    wd.file(
+        "main.tf",
+        &w.config(STORE, &format!("  version_id = {}", q(&good))),
+    );
+    wd.plan().assert_ok();
+    wd.file(
+        "main.tf",
+        &w.config(STORE, &format!("  version_id = {}", q(&bad))),
+    );
+    wd.plan()
+        .assert_fails_with(&["Genesys Cloud rejected the credentials", &bad]);
+    assert_eq!(w.standin.tokens_issued(&w.client_id), 3);
+}
+
+#[test]
+fn vault_settings_with_aws_and_two_stores_are_errors_on_the_attribute() {
+    let w = AwsWorld::new(&[]);
+    let wd = w.workdir(&w.moto.endpoint());
+    for (extra, wanted) in [
+        (
+            "  mount = \"secret\"",
+            "`mount` does not apply to AWS Secrets Manager",
+        ),
+        (
+            "  version = 2",
+            "`version` does not apply to AWS Secrets Manager",
+        ),
+    ] {
+        wd.file("main.tf", &w.config(STORE, extra));
+        let run = wd.plan();
+        run.assert_fails_with(&[wanted]);
+        assert!(
+            run.folded().contains(extra.trim()),
+            "the diagnostic points at the attribute: {}",
+            run.output()
+        );
+    }
+    wd.file(
+        "main.tf",
+        &w.config(
+            &format!("{STORE}\n  vault {{\n    address = \"http://127.0.0.1:1\"\n  }}"),
+            "",
+        ),
+    );
+    wd.plan().assert_fails_with(&[
+        "More than one secret store",
+        "`vault` and `aws_secretsmanager`",
+    ]);
+    assert_eq!(w.standin.token_requests(&w.client_id), 0);
+}
+
+#[test]
+fn the_environment_tag_guards_aws_secrets_and_bad_values_are_explained() {
+    let w = AwsWorld::new(&[("environment", "staging")]);
+    let wd = w.workdir(&w.moto.endpoint());
+    wd.file(
+        "main.tf",
+        &w.config(&format!("  environment = \"prod\"\n{STORE}"), ""),
+    );
+    wd.plan()
+        .assert_fails_with(&["Secret belongs to another environment", "\"staging\""]);
+    // A value that is not a JSON object: the shape is explained, the value never shown.
+    let plain = aws::unique_name("plain");
+    w.moto.create_secret(&plain, "hunter2-not-json", &[]);
+    wd.file(
+        "main.tf",
+        &w.config(STORE, "").replace(&q(&w.name), &q(&plain)),
+    );
+    let run = wd.plan();
+    run.assert_fails_with(&["Secret is not a JSON object", "plain text"]);
+    assert!(!run.output().contains("hunter2"));
+    // A missing secret names the store, the secret and the region.
+    wd.file(
+        "main.tf",
+        &w.config(STORE, "")
+            .replace(&q(&w.name), "\"no-such-secret\""),
+    );
+    wd.plan().assert_fails_with(&[
+        "Secret not found in AWS Secrets Manager",
+        "\"no-such-secret\"",
+        "us-east-1",
+    ]);
+    assert_eq!(w.standin.token_requests(&w.client_id), 0);
+}
+
+#[test]
+fn web_identity_through_sts_with_no_static_keys() {
+    let w = AwsWorld::new(&[]);
+    let proxy = ThrottlingProxy::start(&w.moto.endpoint());
+    let role = w.moto.create_role(&aws::unique_name("cc-deploy"));
+    let mut wd = w.workdir(&proxy.endpoint());
+    for var in aws::CLEAR_ENV {
+        wd.unset(var);
+    }
+    wd.file(
+        "oidc-token",
+        "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXBvOmNjIn0.c2ln",
+    );
+    let token_file = wd.path().join("oidc-token");
+    for (k, v) in aws::web_identity_env(&proxy.endpoint(), &role, &token_file) {
+        wd.env(k, &v);
+    }
+    wd.file("main.tf", &w.config(STORE, ""));
+    wd.plan().assert_ok();
+    assert_eq!(w.standin.tokens_issued(&w.client_id), 1);
+    let calls = proxy.targets();
+    assert_eq!(
+        calls.first().map(String::as_str),
+        Some("AssumeRoleWithWebIdentity"),
+        "credentials came from STS first: {calls:?}"
+    );
+    assert_eq!(proxy.count("GetSecretValue"), 1, "{calls:?}");
+    assert_eq!(proxy.count("DescribeSecret"), 1, "{calls:?}");
+}
+
+#[test]
+fn throttling_is_retried_and_access_denied_names_the_permission() {
+    let w = AwsWorld::new(&[]);
+    let proxy = ThrottlingProxy::start(&w.moto.endpoint());
+    let wd = w.workdir(&proxy.endpoint());
+    wd.file("main.tf", &w.config(STORE, ""));
+    proxy.throttle_next_for("GetSecretValue", 2);
+    wd.plan().assert_ok();
+    assert_eq!(
+        proxy.count("GetSecretValue"),
+        3,
+        "two throttled, one served"
+    );
+    assert_eq!(proxy.pending_faults(), 0);
+
+    // Retries are bounded by max_retries; what is left is named as throttling.
+    proxy.clear();
+    proxy.throttle_next_for("GetSecretValue", 10);
+    wd.file(
+        "main.tf",
+        &w.config(&format!("  max_retries = 1\n{STORE}"), ""),
+    );
+    wd.plan()
+        .assert_fails_with(&["AWS Secrets Manager is throttling requests", "max_retries"]);
+    assert_eq!(proxy.count("GetSecretValue"), 2, "one try and one retry");
+
+    proxy.clear();
+    proxy.deny_next("GetSecretValue", 1);
+    wd.file("main.tf", &w.config(STORE, ""));
+    wd.plan().assert_fails_with(&[
+        "AWS denied access",
+        "secretsmanager:GetSecretValue",
+        &w.name,
+    ]);
+    assert_eq!(
+        proxy.count("GetSecretValue"),
+        1,
+        "access denied is not retried"
+    );
+    assert_eq!(w.standin.tokens_issued(&w.client_id), 1);
+}
+
+#[test]
+fn the_metadata_data_source_shows_aws_versions_stages_and_tags() {
+    let w = AwsWorld::new(&[("environment", "prod"), ("team", "cc")]);
+    let (good, bad) = w.rotate_to_bad();
+    let wd = w.workdir(&w.moto.endpoint());
+    wd.file(
+        "main.tf",
+        &format!(
+            "{REQUIRED}\nprovider \"ccsecrets\" {{\n{STORE}\n}}\n\
+             data \"ccsecrets_vault_secret_metadata\" \"m\" {{\n  path = {}\n}}\n\
+             output \"m\" {{\n  value = data.ccsecrets_vault_secret_metadata.m\n}}\n",
+            q(&w.name)
+        ),
+    );
+    wd.apply().assert_ok();
+    let out = wd.run(&["output", "-json", "m"]);
+    out.assert_ok();
+    let m: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(m["current_version_id"], json!(bad));
+    assert_eq!(m["version_states"][&bad], json!("AWSCURRENT"));
+    assert_eq!(m["version_states"][&good], json!("AWSPREVIOUS"));
+    assert_eq!(m["custom_metadata"]["team"], json!("cc"));
+    assert_eq!(m["mount"], serde_json::Value::Null);
+    assert_eq!(m["current_version"], serde_json::Value::Null);
+    assert!(
+        m["created_time"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{m}"
+    );
+    assert_no_secrets(&wd.persisted(), &[w.client_secret.clone()]);
+}
