@@ -258,7 +258,7 @@ fn load(flag: Option<PathBuf>, needs_file: bool) -> Result<Config, Failure> {
         .map(|p| config.locate(p))
         .collect();
     for b in &config.blocks {
-        problems.extend(open::validate(b));
+        problems.extend(open::validate(b, config.settings.store_kind()));
     }
     if problems.iter().any(|p| p.problem.is_error()) {
         return Err(Failure::config(problems));
@@ -337,7 +337,7 @@ async fn cmd_exec(
         .blocks
         .iter()
         .filter(|b| b.name.starts_with("--"))
-        .flat_map(open::validate)
+        .flat_map(|b| open::validate(b, config.settings.store_kind()))
         .collect();
     problems.extend(exec::check_collisions(&config.blocks));
     if config.blocks.is_empty() {

@@ -7,6 +7,7 @@ use ccsecrets_core::mint::{self, Options, Output, Source};
 use ccsecrets_core::platform::Platform;
 use ccsecrets_core::platform::cxone::{self, Cxone, CxoneSettings};
 use ccsecrets_core::platform::genesys::{Genesys, GenesysSettings};
+use ccsecrets_core::store::StoreKind;
 use ccsecrets_core::{Core, Problem};
 
 use crate::config::{BlockKind, Located, TokenBlock};
@@ -38,8 +39,8 @@ impl Opened {
 }
 
 /// Checks a block as far as it can be without the store: the same validation as the
-/// provider's.
-pub(crate) fn validate(block: &TokenBlock) -> Vec<Located> {
+/// provider's, and the settings that apply to the configured kind of store.
+pub(crate) fn validate(block: &TokenBlock, store: StoreKind) -> Vec<Located> {
     let mut problems: Vec<Problem> = mint::validate_source(
         block.text("path"),
         block.text("mount"),
@@ -53,6 +54,21 @@ pub(crate) fn validate(block: &TokenBlock) -> Vec<Located> {
     problems.extend(mint::validate_reuse(
         block.int("reuse_min_remaining_percent"),
     ));
+    if problems.is_empty() {
+        // Any valid environment stands in for the real one: only the shape is checked here.
+        if let Ok(src) = Source::new(
+            block.text("path").unwrap_or_default(),
+            block.text("mount"),
+            mint::pin_of(
+                block.int("version"),
+                block.text("version_id"),
+                block.text("version_stage"),
+            ),
+            Some("x"),
+        ) {
+            problems.extend(mint::check_for_store(&src, store));
+        }
+    }
     match block.kind {
         BlockKind::Genesys => match block.settings::<GenesysSettings>() {
             Ok(s) => problems.extend(s.validate()),

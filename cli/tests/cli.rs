@@ -671,3 +671,81 @@ fn terraform_without_ephemeral_blocks_runs_under_exec() {
     let state = std::fs::read_to_string(wd.path().join("terraform.tfstate")).unwrap();
     assert_no_secrets(&state, &w.secrets());
 }
+
+#[test]
+fn exec_reads_credentials_from_aws_secrets_manager() {
+    use ccsecrets_testkit::aws;
+    aws::require_moto();
+    let moto = aws::Moto::shared();
+    let genesys = GenesysStandin::start();
+    let (client_id, client_secret) = (random("client"), random("awssecret"));
+    genesys.add_client(&client_id, &client_secret, "org-aws");
+    let name = aws::unique_name("genesys/prod/pipeline");
+    moto.create_secret(
+        &name,
+        &json!({"client_id": client_id, "client_secret": client_secret}).to_string(),
+        &[("environment", "prod")],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ccsecrets.hcl");
+    std::fs::write(
+        &config,
+        format!(
+            "environment = \"prod\"\naws_secretsmanager {{\n  region = \"us-east-1\"\n}}\n\
+             genesys_token \"deploy\" {{\n  path      = \"{name}\"\n  region    = \"us-east-1\"\n  login_url = \"{g}\"\n  api_url   = \"{g}\"\n}}\n",
+            g = genesys.url()
+        ),
+    )
+    .unwrap();
+    let child = format!(
+        "curl -sf -o /dev/null -H \"Authorization: Bearer $GENESYSCLOUD_ACCESS_TOKEN\" {}/api/v2/organizations/me && echo child-ok",
+        genesys.url()
+    );
+    let mut cmd = common::clean_command(bin(), dir.path());
+    cmd.env_remove("VAULT_TOKEN");
+    for (k, v) in aws::static_credentials_env(&moto.endpoint()) {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .args(["exec", "--", "sh", "-c", &child])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "child-ok\n");
+    assert_eq!(genesys.valid_calls(&client_id), 1);
+    assert_eq!(
+        genesys.live_tokens(&client_id),
+        0,
+        "revoked after the command"
+    );
+
+    // `check` names the store's version; a Vault-only attribute is pinned to its line.
+    let mut cmd = common::clean_command(bin(), dir.path());
+    for (k, v) in aws::static_credentials_env(&moto.endpoint()) {
+        cmd.env(k, v);
+    }
+    let out = cmd.arg("check").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("AWSCURRENT"), "{}", text(&out));
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config).unwrap().replace(
+            "  region    = \"us-east-1\"\n  login",
+            "  mount     = \"secret\"\n  region    = \"us-east-1\"\n  login",
+        ),
+    )
+    .unwrap();
+    let mut cmd = common::clean_command(bin(), dir.path());
+    for (k, v) in aws::static_credentials_env(&moto.endpoint()) {
+        cmd.env(k, v);
+    }
+    let out = cmd.arg("check").output().unwrap();
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    assert!(
+        text(&out).contains("line 7")
+            && text(&out).contains("`mount` does not apply to AWS Secrets Manager"),
+        "{}",
+        text(&out)
+    );
+    assert_no_secrets(&text(&out), &[client_secret]);
+}

@@ -223,12 +223,16 @@ pub fn check_for_store(src: &Source, store: StoreKind) -> Vec<Problem> {
             .at_attr("mount"),
         );
     }
-    let foreign = match (&src.pin, store) {
-        (Pin::Latest, _) | (Pin::Number(_), StoreKind::Vault) => false,
-        (Pin::Id(_), StoreKind::AwsSecretsManager | StoreKind::AzureKeyVault) => false,
-        (Pin::Stage(_), StoreKind::AwsSecretsManager) => false,
-        _ => true,
-    };
+    let foreign = !matches!(
+        (&src.pin, store),
+        (Pin::Latest, _)
+            | (Pin::Number(_), StoreKind::Vault)
+            | (
+                Pin::Id(_),
+                StoreKind::AwsSecretsManager | StoreKind::AzureKeyVault
+            )
+            | (Pin::Stage(_), StoreKind::AwsSecretsManager)
+    );
     if foreign {
         d.push(foreign_pin(&src.pin, store));
     }

@@ -199,6 +199,18 @@ fn exactly_one(block: &str, given: &[(&str, bool)], d: &mut Vec<Problem>) {
 }
 
 impl Settings {
+    /// The store these settings configure (Vault unless another store's block is set).
+    pub fn store_kind(&self) -> crate::store::StoreKind {
+        use crate::store::StoreKind;
+        if self.aws_secretsmanager.is_some() {
+            StoreKind::AwsSecretsManager
+        } else if self.azure_keyvault.is_some() {
+            StoreKind::AzureKeyVault
+        } else {
+            StoreKind::Vault
+        }
+    }
+
     /// Checks what can be checked without the environment or the network.
     pub fn validate(&self) -> Vec<Problem> {
         let mut d = Vec::new();

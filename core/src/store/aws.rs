@@ -363,7 +363,11 @@ impl SecretStore for AwsStore {
                         );
                     }
                 }
-                next = page.next_token().map(str::to_owned);
+                // An empty token also ends the listing (some implementations send one).
+                next = page
+                    .next_token()
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned);
                 if next.is_none() {
                     break;
                 }

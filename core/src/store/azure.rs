@@ -296,7 +296,6 @@ fn connect(s: &AzureSettings) -> Result<SecretClient, Problem> {
                 client_id: s.client_id.clone(),
                 tenant_id: s.tenant_id.clone(),
                 token_file_path: s.federated_token_file.clone(),
-                ..WorkloadIdentityCredentialOptions::default()
             }))
             .map_err(|e| setup_problem(&e, "federated_token_file"))?
         }
@@ -625,8 +624,8 @@ impl SecretStore for AzureStore {
                 .filter(|p| {
                     let a = p.attributes.as_ref();
                     a.and_then(|a| a.enabled).unwrap_or(true)
-                        && !unix(a.and_then(|a| a.expires.as_ref())).is_some_and(|e| e <= now)
-                        && !unix(a.and_then(|a| a.not_before.as_ref())).is_some_and(|n| n > now)
+                        && unix(a.and_then(|a| a.expires.as_ref())).is_none_or(|e| e > now)
+                        && unix(a.and_then(|a| a.not_before.as_ref())).is_none_or(|n| n <= now)
                 })
                 .max_by_key(|p| created(p))
                 .map(|p| Pin::Id(version_of(p.id.as_deref()))))
