@@ -344,5 +344,5 @@ fn the_metadata_data_source_shows_aws_versions_stages_and_tags() {
         m["created_time"].as_str().is_some_and(|t| t.ends_with('Z')),
         "{m}"
     );
-    assert_no_secrets(&wd.persisted(), &[w.client_secret.clone()]);
+    assert_no_secrets(&wd.persisted(), std::slice::from_ref(&w.client_secret));
 }
