@@ -85,7 +85,7 @@ pub(crate) fn validate(block: &TokenBlock, store: StoreKind) -> Vec<Located> {
 
 /// Where a block's secret is, checked against the configured store.
 pub(crate) fn source(core: &Core, block: &TokenBlock) -> Result<Source, Vec<Located>> {
-    let src = Source::new(
+    Source::new(
         block.text("path").unwrap_or_default(),
         block.text("mount"),
         mint::pin_of(
@@ -95,13 +95,8 @@ pub(crate) fn source(core: &Core, block: &TokenBlock) -> Result<Source, Vec<Loca
         ),
         core.environment.as_deref(),
     )
-    .map_err(|ps| ps.into_iter().map(|p| block.locate(p)).collect::<Vec<_>>())?;
-    let problems = mint::check_for_store(&src, core.store.store_kind());
-    if problems.is_empty() {
-        Ok(src)
-    } else {
-        Err(problems.into_iter().map(|p| block.locate(p)).collect())
-    }
+    .and_then(|src| src.for_store(core.store.store_kind()))
+    .map_err(|ps| ps.into_iter().map(|p| block.locate(p)).collect())
 }
 
 /// Opens one block: reads its secret and mints (or shares) its token.

@@ -355,6 +355,20 @@ impl Source {
     }
 }
 
+impl Source {
+    /// The source checked against the configured store; outside Vault there is no mount.
+    pub fn for_store(mut self, store: StoreKind) -> Result<Self, Vec<Problem>> {
+        let d = check_for_store(&self, store);
+        if !d.is_empty() {
+            return Err(d);
+        }
+        if store != StoreKind::Vault {
+            self.at.mount.clear();
+        }
+        Ok(self)
+    }
+}
+
 /// Refuses a secret whose metadata names another environment (fail closed).
 pub fn environment_guard(
     environment: Option<&str>,

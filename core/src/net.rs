@@ -161,6 +161,9 @@ pub struct ClientOptions {
     pub ca_pem: Option<Vec<u8>>,
     /// Skip certificate verification (explicit user choice only).
     pub skip_tls_verify: bool,
+    /// Host names under `.localhost` to resolve to the loopback address, as RFC 6761 says
+    /// they are (the system resolver may not know them).
+    pub localhost_names: Vec<String>,
 }
 
 /// Builds an HTTP client: no redirects (credentials must not follow them), timeouts on
@@ -176,6 +179,14 @@ pub fn http_client(opts: &ClientOptions) -> Result<reqwest::Client, String> {
         .timeout(opts.timeout)
         .pool_idle_timeout(Duration::from_secs(30))
         .user_agent(concat!("ccsecrets/", env!("CARGO_PKG_VERSION")));
+    for name in &opts.localhost_names {
+        if name == "localhost" || name.ends_with(".localhost") {
+            builder = builder.resolve(
+                name,
+                std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
+            );
+        }
+    }
     if opts.skip_tls_verify {
         builder = builder.danger_accept_invalid_certs(true);
     } else {
@@ -695,6 +706,7 @@ mod tests {
                 timeout: Duration::from_secs(1),
                 ca_pem: Some(bad.to_vec()),
                 skip_tls_verify: false,
+                ..ClientOptions::default()
             })
             .unwrap_err();
             assert_eq!(e, "the CA file does not contain PEM certificates");

@@ -673,6 +673,7 @@ impl VaultBlock {
                 timeout,
                 ca_pem,
                 skip_tls_verify: skip,
+                ..ClientOptions::default()
             },
             retry: retry.clone(),
         })

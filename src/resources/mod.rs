@@ -143,7 +143,7 @@ fn source(config: &Config, ctx: &Context) -> Result<Source, Diagnostics> {
     if d.has_errors() {
         return Err(d);
     }
-    let src = Source::new(
+    Source::new(
         config.get(PATH).as_str().unwrap_or_default(),
         config.get(MOUNT).as_str(),
         mint::pin_of(
@@ -153,9 +153,8 @@ fn source(config: &Config, ctx: &Context) -> Result<Source, Diagnostics> {
         ),
         ctx.core.environment.as_deref(),
     )
-    .map_err(Diagnostics::from)?;
-    let d = mint::check_for_store(&src, ctx.core.store.store_kind());
-    if d.is_empty() { Ok(src) } else { Err(d.into()) }
+    .and_then(|src| src.for_store(ctx.core.store.store_kind()))
+    .map_err(Diagnostics::from)
 }
 
 /// The token-open options of a configuration.

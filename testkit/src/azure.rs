@@ -1810,6 +1810,11 @@ mod tests {
                 .contains("Host header")
         );
         assert_eq!(kv.requests(), 1);
+        // h2 is negotiated over ALPN; the vault is then told apart by `:authority`.
+        let r = http.get(url(&kv, "/secrets/db")).send().unwrap();
+        assert_eq!(r.version(), reqwest::Version::HTTP_2);
+        assert_eq!(r.status().as_u16(), 401);
+        assert_eq!(kv.requests(), 2);
     }
 
     #[test]

@@ -491,6 +491,7 @@ fn tls_is_verified_unless_the_ca_is_given_or_verification_is_off() {
             timeout: Duration::from_secs(5),
             ca_pem: ca,
             skip_tls_verify: skip,
+            ..ClientOptions::default()
         };
         let refused = http_client(&options(None, false))
             .unwrap()

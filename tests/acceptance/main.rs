@@ -5,6 +5,7 @@
 
 mod auth;
 mod aws;
+mod azure;
 mod binary;
 mod config;
 mod consumers;

@@ -1,0 +1,342 @@
+//! Azure Key Vault as the store, end to end: real Terraform and the official Azure SDK for
+//! Rust against the test kit's stand-in of Key Vault and Microsoft Entra ID (TLS with a
+//! throwaway CA, the bearer challenge, api-version, paging, RBAC, throttling), and the
+//! Genesys stand-in.
+
+use ccsecrets_testkit::azure::AzureStandin;
+use ccsecrets_testkit::genesys::GenesysStandin;
+use ccsecrets_testkit::terraform::{Workdir, assert_no_secrets};
+use serde_json::json;
+
+use crate::support::*;
+
+/// Credentials for one Genesys OAuth client, held in the Key Vault stand-in, and an Entra
+/// application allowed to read them.
+struct AzureWorld {
+    azure: AzureStandin,
+    genesys: GenesysStandin,
+    name: String,
+    app_id: String,
+    app_secret: String,
+    client_id: String,
+    client_secret: String,
+    org_id: String,
+}
+
+fn credential(client_id: &str, client_secret: &str) -> String {
+    json!({"client_id": client_id, "client_secret": client_secret}).to_string()
+}
+
+impl AzureWorld {
+    fn new(tags: &[(&str, &str)]) -> AzureWorld {
+        let app_id = format!(
+            "{:08x}-0000-4000-8000-{:012x}",
+            fastrand::u32(..),
+            fastrand::u64(..1 << 48)
+        );
+        let app_secret = secret_value("entra");
+        let azure = AzureStandin::with_client(&app_id, &app_secret);
+        let genesys = GenesysStandin::start();
+        let client_id = format!("client-{}", fastrand::u32(..));
+        let client_secret = secret_value("kvsecret");
+        let org_id = format!("org-{}", fastrand::u32(..));
+        genesys.add_client(&client_id, &client_secret, &org_id);
+        let name = "genesys-prod-pipeline".to_owned();
+        azure.set_secret(&name, &credential(&client_id, &client_secret), tags);
+        AzureWorld {
+            azure,
+            genesys,
+            name,
+            app_id,
+            app_secret,
+            client_id,
+            client_secret,
+            org_id,
+        }
+    }
+
+    /// A workdir whose provider signs in with the application's client secret from the
+    /// environment (the usual AZURE_* variables).
+    fn workdir(&self) -> Workdir {
+        let mut wd = workdir();
+        for var in [
+            "AZURE_FEDERATED_TOKEN_FILE",
+            "AZURE_AUTHORITY_HOST",
+            "AZURE_KEYVAULT_URL",
+        ] {
+            wd.unset(var);
+        }
+        wd.env("AZURE_TENANT_ID", self.azure.tenant())
+            .env("AZURE_CLIENT_ID", &self.app_id)
+            .env("AZURE_CLIENT_SECRET", &self.app_secret)
+            .env(ccsecrets_testkit::consumer::API_URL_ENV, self.genesys.url());
+        wd
+    }
+
+    /// The `azure_keyvault` block for this stand-in, with `extra` lines.
+    fn store(&self, extra: &str) -> String {
+        format!(
+            "  azure_keyvault {{\n    vault_url      = {}\n    authority_host = {}\n    ca_cert_file   = {}\n{extra}\n  }}",
+            q(&self.azure.vault_url()),
+            q(&self.azure.authority_host()),
+            q(&self.azure.ca_file().display().to_string())
+        )
+    }
+
+    /// A configuration: `settings` inside the provider block, a Genesys token at `path` with
+    /// `extra` lines, used by the consumer.
+    fn config(&self, settings: &str, path: &str, extra: &str) -> String {
+        format!(
+            "terraform {{\n  required_providers {{\n    ccsecrets = {{ source = \"ccsecrets/ccsecrets\" }}\n    genesyscloud = {{ source = \"mypurecloud/genesyscloud\" }}\n  }}\n}}\n\
+             provider \"ccsecrets\" {{\n{settings}\n}}\n\n\
+             ephemeral \"ccsecrets_genesys_token\" \"t\" {{\n  path      = {path}\n  region    = \"us-east-1\"\n  login_url = {u}\n  api_url   = {u}\n{extra}\n}}\n\n\
+             provider \"genesyscloud\" {{\n  access_token = ephemeral.ccsecrets_genesys_token.t.access_token\n  aws_region   = ephemeral.ccsecrets_genesys_token.t.region\n}}\n\n\
+             data \"genesyscloud_organizations_me\" \"current\" {{}}\n",
+            path = q(path),
+            u = q(self.genesys.url())
+        )
+    }
+
+    fn simple(&self, extra: &str) -> String {
+        self.config(&self.store(""), &self.name, extra)
+    }
+}
+
+#[test]
+fn key_vault_credentials_mint_a_token_that_reaches_the_consumer_and_nothing_leaks() {
+    let w = AzureWorld::new(&[("environment", "prod")]);
+    let mut wd = w.workdir();
+    wd.env("TF_LOG", "trace").env("TF_LOG_PATH", "trace.log");
+    wd.file(
+        "main.tf",
+        &w.config(
+            &format!("  environment = \"prod\"\n{}", w.store("")),
+            "genesys-{environment}-pipeline",
+            "",
+        ),
+    );
+    let plan = wd.plan();
+    plan.assert_ok();
+    let apply = wd.apply_plan();
+    apply.assert_ok();
+    assert_eq!(
+        w.genesys.token_requests(&w.client_id),
+        2,
+        "plan and apply each mint"
+    );
+    assert_eq!(w.genesys.live_tokens(&w.client_id), 0, "both were revoked");
+    assert!(
+        w.azure.tokens_issued(&w.app_id) >= 1,
+        "signed in with Entra ID"
+    );
+    assert_eq!(w.azure.reads(&w.name), 2, "one read per Terraform phase");
+    let state = String::from_utf8(wd.read("terraform.tfstate")).unwrap();
+    assert!(state.contains(&w.org_id), "the consumer read the org");
+
+    let log = wd.read("trace.log");
+    assert!(String::from_utf8_lossy(&log).contains("rpc=OpenEphemeralResource"));
+    let mut places = wd.persisted();
+    places.extend([
+        ("trace.log".to_owned(), log),
+        ("plan output".to_owned(), plan.output().into_bytes()),
+        ("apply output".to_owned(), apply.output().into_bytes()),
+    ]);
+    let mut secrets = w.genesys.issued_tokens();
+    secrets.extend(w.azure.issued_tokens());
+    secrets.extend([w.client_secret.clone(), w.app_secret.clone()]);
+    assert_no_secrets(&places, &secrets);
+}
+
+#[test]
+fn a_rejected_current_version_falls_back_to_the_newest_older_enabled_unexpired_one() {
+    let w = AzureWorld::new(&[]);
+    let good = w.azure.versions(&w.name)[0].clone();
+    let expired = w
+        .azure
+        .set_secret(&w.name, &credential(&w.client_id, &w.client_secret), &[]);
+    w.azure.set_expiry(&w.name, &expired, 1_600_000_000);
+    let disabled = w
+        .azure
+        .set_secret(&w.name, &credential(&w.client_id, &w.client_secret), &[]);
+    w.azure.set_enabled(&w.name, &disabled, false);
+    let bad = w
+        .azure
+        .set_secret(&w.name, &credential(&w.client_id, "not-the-secret"), &[]);
+    let wd = w.workdir();
+    wd.file("main.tf", &w.simple(""));
+    let run = wd.plan();
+    run.assert_ok();
+    for wanted in [
+        "Used the previous credential version".to_owned(),
+        format!(
+            "rejected the credential in version {bad} of genesys-prod-pipeline (invalid_client), so version {good} was used"
+        ),
+    ] {
+        assert!(
+            run.folded().contains(&wanted),
+            "no {wanted:?} in:\n{}",
+            run.output()
+        );
+    }
+    assert_eq!(w.genesys.tokens_issued(&w.client_id), 1);
+    assert!(w.azure.list_pages(&w.name) >= 1, "the versions were listed");
+
+    // Pinned: read as asked, no fallback; a disabled version has its own diagnostic.
+    wd.file(
+        "main.tf",
+        &w.simple(&format!("  version_id = {}", q(&good))),
+    );
+    wd.plan().assert_ok();
+    wd.file("main.tf", &w.simple(&format!("  version_id = {}", q(&bad))));
+    wd.plan()
+        .assert_fails_with(&["Genesys Cloud rejected the credentials", &bad]);
+    wd.file(
+        "main.tf",
+        &w.simple(&format!("  version_id = {}", q(&disabled))),
+    );
+    wd.plan().assert_fails_with(&["Secret version is disabled"]);
+    // Vault's and AWS's settings are errors on the attribute.
+    for (extra, wanted) in [
+        (
+            "  version_stage = \"AWSPREVIOUS\"",
+            "`version_stage` does not apply to Azure Key Vault",
+        ),
+        (
+            "  mount = \"secret\"",
+            "`mount` does not apply to Azure Key Vault",
+        ),
+    ] {
+        wd.file("main.tf", &w.simple(extra));
+        wd.plan().assert_fails_with(&[wanted]);
+    }
+    wd.file(
+        "main.tf",
+        &w.config(&w.store(""), "genesys/prod/pipeline", ""),
+    );
+    wd.plan()
+        .assert_fails_with(&["Invalid secret name", "letters, digits and `-`"]);
+}
+
+#[test]
+fn workload_identity_signs_in_with_a_federated_token_file() {
+    let w = AzureWorld::new(&[]);
+    let fed_app = "7d3f5c1a-0000-4000-8000-00000000f00d";
+    let (issuer, subject) = (
+        "https://token.actions.githubusercontent.com",
+        "repo:cc/infra:environment:prod",
+    );
+    w.azure
+        .add_federated_client(w.azure.tenant(), fed_app, issuer, subject);
+    w.azure.grant_secrets_user(fed_app);
+    let token_file = w.azure.federated_token_file(issuer, subject, 600);
+    let mut wd = w.workdir();
+    wd.unset("AZURE_CLIENT_SECRET")
+        .env("AZURE_CLIENT_ID", fed_app)
+        .env(
+            "AZURE_FEDERATED_TOKEN_FILE",
+            &token_file.display().to_string(),
+        );
+    wd.file("main.tf", &w.simple(""));
+    wd.plan().assert_ok();
+    assert_eq!(w.azure.tokens_issued(fed_app), 1);
+    assert_eq!(
+        w.azure.token_requests(&w.app_id),
+        0,
+        "no client secret was used"
+    );
+    assert_eq!(w.genesys.tokens_issued(&w.client_id), 1);
+
+    // A token file for another subject is refused by Entra ID, and said so.
+    let wrong = w
+        .azure
+        .federated_token_file(issuer, "repo:cc/other:ref:refs/heads/main", 600);
+    wd.env("AZURE_FEDERATED_TOKEN_FILE", &wrong.display().to_string());
+    wd.plan()
+        .assert_fails_with(&["Azure sign-in failed", "AADSTS70021"]);
+}
+
+#[test]
+fn access_errors_throttling_and_the_tag_guard_are_explained() {
+    let w = AzureWorld::new(&[("environment", "staging")]);
+    let mut wd = w.workdir();
+    wd.file(
+        "main.tf",
+        &w.config(
+            &format!("  environment = \"prod\"\n{}", w.store("")),
+            &w.name,
+            "",
+        ),
+    );
+    wd.plan()
+        .assert_fails_with(&["Secret belongs to another environment", "\"staging\""]);
+
+    // Throttled twice, then served.
+    w.azure
+        .set_tags(&w.name, &w.azure.versions(&w.name)[0], &[]);
+    wd.file("main.tf", &w.simple(""));
+    w.azure.throttle_next(2);
+    wd.plan().assert_ok();
+    assert_eq!(w.azure.throttled(), 2);
+
+    // Not found, and no role on the vault.
+    wd.file("main.tf", &w.config(&w.store(""), "no-such-secret", ""));
+    wd.plan()
+        .assert_fails_with(&["Secret not found in Azure Key Vault", "\"no-such-secret\""]);
+    w.azure.revoke_grant(&w.app_id);
+    wd.file("main.tf", &w.simple(""));
+    wd.plan()
+        .assert_fails_with(&["Azure denied access", "Key Vault Secrets User"]);
+
+    // A wrong client secret: Entra ID's refusal, never the secret itself.
+    wd.env("AZURE_CLIENT_SECRET", "wrong-secret-value-123");
+    let run = wd.plan();
+    run.assert_fails_with(&["Azure sign-in failed"]);
+    assert!(
+        !run.output().contains("wrong-secret-value-123"),
+        "{}",
+        run.output()
+    );
+    assert_eq!(w.genesys.tokens_issued(&w.client_id), 1);
+}
+
+#[test]
+fn the_metadata_data_source_shows_key_vault_versions_states_and_tags() {
+    let w = AzureWorld::new(&[("environment", "prod"), ("team", "cc")]);
+    let first = w.azure.versions(&w.name)[0].clone();
+    let second = w.azure.set_secret(
+        &w.name,
+        &credential(&w.client_id, "rotated"),
+        &[("team", "cc")],
+    );
+    w.azure.set_enabled(&w.name, &first, false);
+    let wd = w.workdir();
+    wd.file(
+        "main.tf",
+        &format!(
+            "{REQUIRED}\nprovider \"ccsecrets\" {{\n{}\n}}\n\
+             data \"ccsecrets_vault_secret_metadata\" \"m\" {{\n  path = {}\n}}\n\
+             output \"m\" {{\n  value = data.ccsecrets_vault_secret_metadata.m\n}}\n",
+            w.store(""),
+            q(&w.name)
+        ),
+    );
+    wd.apply().assert_ok();
+    let out = wd.run(&["output", "-json", "m"]);
+    out.assert_ok();
+    let m: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(m["current_version_id"], json!(second));
+    assert_eq!(m["version_states"][&second], json!("enabled"));
+    assert_eq!(m["version_states"][&first], json!("disabled"));
+    assert_eq!(m["custom_metadata"]["team"], json!("cc"));
+    assert_eq!(m["mount"], serde_json::Value::Null);
+    assert!(
+        m["version_created_times"][&first]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{m}"
+    );
+    assert_no_secrets(
+        &wd.persisted(),
+        &[w.client_secret.clone(), "rotated".to_owned()],
+    );
+}
