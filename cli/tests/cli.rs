@@ -749,3 +749,53 @@ fn exec_reads_credentials_from_aws_secrets_manager() {
     );
     assert_no_secrets(&text(&out), &[client_secret]);
 }
+
+#[test]
+fn exec_reads_credentials_from_azure_key_vault() {
+    use ccsecrets_testkit::azure::AzureStandin;
+    let (app_id, app_secret) = ("0a0b0c0d-0000-4000-8000-00000000c0de", random("entra"));
+    let azure = AzureStandin::with_client(app_id, &app_secret);
+    let genesys = GenesysStandin::start();
+    let (client_id, client_secret) = (random("client"), random("kvsecret"));
+    genesys.add_client(&client_id, &client_secret, "org-azure");
+    azure.set_secret(
+        "genesys-prod-pipeline",
+        &json!({"client_id": client_id, "client_secret": client_secret}).to_string(),
+        &[("environment", "prod")],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("ccsecrets.hcl"),
+        format!(
+            "environment = \"prod\"\nazure_keyvault {{\n  vault_url      = \"{}\"\n  authority_host = \"{}\"\n  ca_cert_file   = \"{}\"\n}}\n\
+             genesys_token \"deploy\" {{\n  path      = \"genesys-{{environment}}-pipeline\"\n  region    = \"us-east-1\"\n  login_url = \"{g}\"\n  api_url   = \"{g}\"\n}}\n",
+            azure.vault_url(),
+            azure.authority_host(),
+            azure.ca_file().display(),
+            g = genesys.url()
+        ),
+    )
+    .unwrap();
+    let child = format!(
+        "curl -sf -o /dev/null -H \"Authorization: Bearer $GENESYSCLOUD_ACCESS_TOKEN\" {}/api/v2/organizations/me && echo child-ok",
+        genesys.url()
+    );
+    let out = common::clean_command(bin(), dir.path())
+        .env("AZURE_TENANT_ID", azure.tenant())
+        .env("AZURE_CLIENT_ID", app_id)
+        .env("AZURE_CLIENT_SECRET", &app_secret)
+        .args(["exec", "--", "sh", "-c", &child])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "child-ok\n");
+    assert_eq!(genesys.valid_calls(&client_id), 1);
+    assert_eq!(
+        genesys.live_tokens(&client_id),
+        0,
+        "revoked after the command"
+    );
+    let mut secrets = vec![client_secret, app_secret];
+    secrets.extend(azure.issued_tokens());
+    assert_no_secrets(&text(&out), &secrets);
+}

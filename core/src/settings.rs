@@ -852,7 +852,7 @@ impl AzureBlock {
             client_id,
             client_secret,
             federated_token_file,
-            authority_host: self.authority_host.clone(),
+            authority_host: pick(&self.authority_host, "AZURE_AUTHORITY_HOST"),
             ca_pem,
             timeout,
             max_retries,
@@ -866,6 +866,81 @@ mod tests {
 
     fn settings(json: &str) -> Settings {
         serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn one_store_per_configuration_and_each_blocks_values_are_checked() {
+        let d = settings(
+            r#"{"vault":{},"aws_secretsmanager":{"region":"eu-west-1"},"azure_keyvault":{"vault_url":"https://v.vault.azure.net"}}"#,
+        )
+        .validate();
+        let at: Vec<String> = d
+            .iter()
+            .filter(|p| p.summary == "More than one secret store")
+            .map(|p| p.field.as_ref().unwrap().to_string())
+            .collect();
+        assert_eq!(at, ["aws_secretsmanager", "azure_keyvault"]);
+        let d = settings(
+            r#"{"aws_secretsmanager":{"region":"EU West","endpoint":"http://sm.example.com","role_arn":"cc-deploy"}}"#,
+        )
+        .validate();
+        let at: Vec<String> = d
+            .iter()
+            .map(|p| p.field.as_ref().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            at,
+            [
+                "aws_secretsmanager.endpoint",
+                "aws_secretsmanager.region",
+                "aws_secretsmanager.role_arn"
+            ]
+        );
+        let d = settings(
+            r#"{"azure_keyvault":{"vault_url":"http://v.vault.azure.net","credential":"default","authority_host":"http://login"}}"#,
+        )
+        .validate();
+        let at: Vec<String> = d
+            .iter()
+            .map(|p| p.field.as_ref().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            at,
+            [
+                "azure_keyvault.vault_url",
+                "azure_keyvault.credential",
+                "azure_keyvault.authority_host"
+            ]
+        );
+        assert_eq!(settings("{}").store_kind(), crate::store::StoreKind::Vault);
+    }
+
+    #[test]
+    fn the_azure_credential_follows_what_is_configured() {
+        let resolve = |json: &str| {
+            settings(json)
+                .azure_keyvault
+                .unwrap()
+                .resolve(Duration::from_secs(5), 1)
+        };
+        let base = r#""vault_url":"https://v.vault.azure.net","tenant_id":"t","client_id":"c""#;
+        let s = resolve(&format!(
+            r#"{{"azure_keyvault":{{{base},"client_secret":"x"}}}}"#
+        ))
+        .unwrap();
+        assert_eq!(s.credential, CredentialKind::ClientSecret);
+        let s = resolve(&format!(
+            r#"{{"azure_keyvault":{{{base},"federated_token_file":"/f"}}}}"#
+        ))
+        .unwrap();
+        assert_eq!(s.credential, CredentialKind::WorkloadIdentity);
+        let s = resolve(&format!(
+            r#"{{"azure_keyvault":{{{base},"client_secret":"x","credential":"azure_cli"}}}}"#
+        ))
+        .unwrap();
+        assert_eq!(s.credential, CredentialKind::AzureCli, "explicit wins");
+        let e = resolve(r#"{"azure_keyvault":{}}"#).unwrap_err();
+        assert_eq!(e.summary, "No Key Vault URL");
     }
 
     #[test]

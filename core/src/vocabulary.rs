@@ -541,7 +541,7 @@ pub fn vault_secret() -> Words {
         Term::new("custom_metadata", StringMap, Computed, "The secret's KV custom metadata (not secret); with AWS Secrets Manager the secret's tags, with Azure Key Vault the version's tags."),
     ]);
     Words::new(
-        "Reads a secret from a Vault or OpenBao KV version 2 secrets engine as an ephemeral value: usable in provider blocks and write-only arguments, never written to plan or state.",
+        "Reads a secret from the configured store (a Vault or OpenBao KV version 2 secrets engine, AWS Secrets Manager or Azure Key Vault, whose value is then a JSON object) as an ephemeral value: usable in provider blocks and write-only arguments, never written to plan or state.",
         terms,
     )
 }

@@ -44,6 +44,8 @@ use crate::error::{Field, Problem};
 use crate::net::{self, Budget};
 
 const STORE: &str = "Azure Key Vault";
+/// The instance metadata service, which serves managed identity tokens on Azure VMs.
+const IMDS: url::Host<&str> = url::Host::Ipv4(std::net::Ipv4Addr::new(169, 254, 169, 254));
 
 /// How to sign in to Microsoft Entra ID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,8 +123,14 @@ fn transport_error(kind: ErrorKind, text: String) -> azure_core::Error {
 impl HttpClient for Http {
     async fn execute_request(&self, request: &Request) -> azure_core::Result<AsyncRawResponse> {
         let url = request.url();
-        // https everywhere, plain http only to loopback: the same rule as every other request.
-        if url.scheme() != "https" && !url.host().is_some_and(|h| net::is_loopback_host(&h)) {
+        // https everywhere, plain http only to loopback (App Service's identity endpoint) and
+        // to the instance metadata service's link-local address (a VM's managed identity):
+        // the same rule as every other request, plus the one address Azure serves over http.
+        if url.scheme() != "https"
+            && !url
+                .host()
+                .is_some_and(|h| net::is_loopback_host(&h) || h == IMDS)
+        {
             return Err(transport_error(
                 ErrorKind::Other,
                 format!(
