@@ -59,6 +59,11 @@ fn embedded_config(yaml: &str) -> String {
 /// Runs `ccsecrets token` on `cfg`: it reads and validates the whole file before it looks for
 /// the block, so a valid file fails only with "No such block".
 fn assert_config_valid(cfg: &Path, what: &str) {
+    assert_config_valid_with(cfg, what, "genesys_token.app");
+}
+
+/// As [`assert_config_valid`], for a file whose blocks include `listed`.
+fn assert_config_valid_with(cfg: &Path, what: &str, listed: &str) {
     let out = Command::new(env!("CARGO_BIN_EXE_ccsecrets"))
         .args(["token", "--config"])
         .arg(cfg)
@@ -68,7 +73,7 @@ fn assert_config_valid(cfg: &Path, what: &str) {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("Error: No such block") && err.contains("genesys_token.app"),
+        err.contains("Error: No such block") && err.contains(listed),
         "{what}: {err}"
     );
 }
@@ -116,4 +121,14 @@ fn the_agent_configuration_in_each_manifest_is_valid() {
         std::fs::write(&cfg, embedded_config(&yaml)).unwrap();
         assert_config_valid(&cfg, &m.display().to_string());
     }
+}
+
+#[test]
+fn the_command_line_store_example_is_valid() {
+    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/stores/ccsecrets-aws.hcl");
+    assert_config_valid_with(
+        &cfg,
+        "examples/stores/ccsecrets-aws.hcl",
+        "genesys_token.deploy",
+    );
 }

@@ -98,9 +98,21 @@ fn aws_held_credentials_mint_a_token_that_reaches_the_consumer_and_nothing_leaks
     let w = AwsWorld::new(&[("environment", "prod")]);
     let mut wd = w.workdir(&w.moto.endpoint());
     wd.env("TF_LOG", "trace").env("TF_LOG_PATH", "trace.log");
+    // The committed example, pointed at moto's region, this secret and the stand-in.
+    let hcl = example("stores/aws-secrets-manager/main.tf")
+        .replace("region = \"eu-west-1\"", "region = \"us-east-1\"")
+        .replace("\"genesys/{environment}/pipeline\"", &q(&w.name));
+    let endpoints = [
+        ("login_url", q(w.standin.url())),
+        ("api_url", q(w.standin.url())),
+    ];
     wd.file(
         "main.tf",
-        &w.config(&format!("  environment = \"prod\"\n{STORE}"), ""),
+        &inject(
+            &hcl,
+            "ephemeral \"ccsecrets_genesys_token\" \"pipeline\"",
+            &endpoints,
+        ),
     );
     let plan = wd.plan();
     plan.assert_ok();

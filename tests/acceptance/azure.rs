@@ -107,12 +107,27 @@ fn key_vault_credentials_mint_a_token_that_reaches_the_consumer_and_nothing_leak
     let w = AzureWorld::new(&[("environment", "prod")]);
     let mut wd = w.workdir();
     wd.env("TF_LOG", "trace").env("TF_LOG_PATH", "trace.log");
+    // The committed example (a default Vault configuration and an Azure alias), pointed at
+    // the stand-ins.
+    let hcl = example("stores/azure-key-vault/main.tf").replace(
+        "vault_url = \"https://cc-prod.vault.azure.net\"",
+        &format!(
+            "vault_url = {}\n    authority_host = {}\n    ca_cert_file = {}",
+            q(&w.azure.vault_url()),
+            q(&w.azure.authority_host()),
+            q(&w.azure.ca_file().display().to_string())
+        ),
+    );
+    let endpoints = [
+        ("login_url", q(w.genesys.url())),
+        ("api_url", q(w.genesys.url())),
+    ];
     wd.file(
         "main.tf",
-        &w.config(
-            &format!("  environment = \"prod\"\n{}", w.store("")),
-            "genesys-{environment}-pipeline",
-            "",
+        &inject(
+            &hcl,
+            "ephemeral \"ccsecrets_genesys_token\" \"pipeline\"",
+            &endpoints,
         ),
     );
     let plan = wd.plan();
