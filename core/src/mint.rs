@@ -594,7 +594,9 @@ pub async fn mint<P: Platform>(
         Err(Failure::Platform(second)) => {
             let mut p = platform::explain(&second, P::NAME, core.store.kind(), &src.at, &older_v);
             p.detail = format!(
-                "Both {latest_l} (the latest) and {older_l} (the previous live one) of {} were refused. Latest: {first}. Previous: {second}.",
+                "Both the latest version ({}) and the previous live version ({}) of {} were refused. Latest: {first}. Previous: {second}.",
+                latest_l.trim_start_matches("version "),
+                older_l.trim_start_matches("version "),
                 src.at
             );
             Err(p)
@@ -869,7 +871,7 @@ mod tests {
             .unwrap_err();
         assert!(
             e.detail
-                .contains("Both version 3 (the latest) and version 1 (the previous live one)"),
+                .contains("Both the latest version (3) and the previous live version (1)"),
             "{}",
             e.detail
         );
