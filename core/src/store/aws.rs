@@ -23,7 +23,7 @@ use aws_sdk_secretsmanager::primitives::{DateTime, DateTimeFormat};
 use secrecy::SecretString;
 use tokio::sync::OnceCell;
 
-use super::shared::{SharedReads, boxed};
+use super::shared::{SharedReads, boxed, within};
 use super::{Location, Metadata, Pin, Secret, SecretStore, StoreKind, VersionMetadata, json};
 use crate::error::{Field, Problem};
 use crate::net::{self, Budget};
@@ -130,21 +130,6 @@ async fn connect(s: &AwsSettings) -> Result<(Client, String), Problem> {
     Ok((Client::from_conf(config.build()), region))
 }
 
-/// Runs `f` within the budget's deadline and interrupt.
-async fn within<T>(
-    budget: &Budget,
-    what: &str,
-    f: impl std::future::Future<Output = Result<T, Problem>>,
-) -> Result<T, Problem> {
-    tokio::select! {
-        r = tokio::time::timeout(budget.remaining(), f) => r.unwrap_or_else(|_| Err(Problem::error(
-            "Timed out waiting for AWS Secrets Manager",
-            format!("{what} did not finish within the open's deadline. Check connectivity to AWS, or raise `open_timeout_seconds`."),
-        ))),
-        () = budget.cancel.cancelled() => Err(Problem::error("Interrupted", "Interrupted while reading from AWS Secrets Manager.")),
-    }
-}
-
 fn time(t: Option<&DateTime>) -> String {
     t.and_then(|t| t.fmt(DateTimeFormat::DateTime).ok())
         .unwrap_or_default()
@@ -247,6 +232,20 @@ fn explain<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::D
     }
 }
 
+/// `DescribeSecret`: tags, stages by version, dates; never the value.
+async fn describe(
+    client: &Client,
+    at: &Location,
+    region: &str,
+) -> Result<aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput, Problem> {
+    client
+        .describe_secret()
+        .secret_id(&at.path)
+        .send()
+        .await
+        .map_err(|e| explain(&e, at, &Pin::Latest, region, "DescribeSecret"))
+}
+
 fn tags_of(tags: &[aws_sdk_secretsmanager::types::Tag]) -> BTreeMap<String, String> {
     tags.iter()
         .filter_map(|t| {
@@ -318,7 +317,7 @@ impl SecretStore for AwsStore {
         at: &Location,
         pin: &Pin,
     ) -> Result<Arc<Secret>, Problem> {
-        within(budget, "Reading the secret", async {
+        within(budget, STORE, "AWS", "Reading the secret", async {
             let (client, region) = self.client().await?;
             let (client, region, at2, pin2) =
                 (client.clone(), region.clone(), at.clone(), pin.clone());
@@ -332,60 +331,63 @@ impl SecretStore for AwsStore {
     }
 
     async fn metadata(&self, budget: &Budget, at: &Location) -> Result<Metadata, Problem> {
-        within(budget, "Reading the secret's metadata", async {
-            let (client, region) = self.client().await?;
-            let d = client
-                .describe_secret()
-                .secret_id(&at.path)
-                .send()
-                .await
-                .map_err(|e| explain(&e, at, &Pin::Latest, region, "DescribeSecret"))?;
-            let mut versions = BTreeMap::new();
-            let mut next: Option<String> = None;
-            for _page in 0..20 {
-                let page = client
-                    .list_secret_version_ids()
-                    .secret_id(&at.path)
-                    .max_results(100)
-                    .set_next_token(next.take())
-                    .send()
-                    .await
-                    .map_err(|e| explain(&e, at, &Pin::Latest, region, "ListSecretVersionIds"))?;
-                for v in page.versions() {
-                    if let Some(id) = v.version_id() {
-                        versions.insert(
-                            id.to_owned(),
-                            super::VersionState {
-                                created_time: time(v.created_date()),
-                                stages: v.version_stages().to_vec(),
-                                ..super::VersionState::default()
-                            },
-                        );
+        within(
+            budget,
+            STORE,
+            "AWS",
+            "Reading the secret's metadata",
+            async {
+                let (client, region) = self.client().await?;
+                let d = describe(client, at, region).await?;
+                let mut versions = BTreeMap::new();
+                let mut next: Option<String> = None;
+                for _page in 0..20 {
+                    let page = client
+                        .list_secret_version_ids()
+                        .secret_id(&at.path)
+                        .max_results(100)
+                        .set_next_token(next.take())
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            explain(&e, at, &Pin::Latest, region, "ListSecretVersionIds")
+                        })?;
+                    for v in page.versions() {
+                        if let Some(id) = v.version_id() {
+                            versions.insert(
+                                id.to_owned(),
+                                super::VersionState {
+                                    created_time: time(v.created_date()),
+                                    stages: v.version_stages().to_vec(),
+                                    ..super::VersionState::default()
+                                },
+                            );
+                        }
+                    }
+                    // An empty token also ends the listing (some implementations send one).
+                    next = page
+                        .next_token()
+                        .filter(|t| !t.is_empty())
+                        .map(str::to_owned);
+                    if next.is_none() {
+                        break;
                     }
                 }
-                // An empty token also ends the listing (some implementations send one).
-                next = page
-                    .next_token()
-                    .filter(|t| !t.is_empty())
-                    .map(str::to_owned);
-                if next.is_none() {
-                    break;
-                }
-            }
-            let current_version_id = versions
-                .iter()
-                .find(|(_, v)| v.stages.iter().any(|s| s == CURRENT))
-                .map(|(id, _)| id.clone())
-                .unwrap_or_default();
-            Ok(Metadata {
-                created_time: time(d.created_date()),
-                updated_time: time(d.last_changed_date()),
-                custom_metadata: tags_of(d.tags()),
-                versions,
-                current_version_id,
-                ..Metadata::default()
-            })
-        })
+                let current_version_id = versions
+                    .iter()
+                    .find(|(_, v)| v.stages.iter().any(|s| s == CURRENT))
+                    .map(|(id, _)| id.clone())
+                    .unwrap_or_default();
+                Ok(Metadata {
+                    created_time: time(d.created_date()),
+                    updated_time: time(d.last_changed_date()),
+                    custom_metadata: tags_of(d.tags()),
+                    versions,
+                    current_version_id,
+                    ..Metadata::default()
+                })
+            },
+        )
         .await
     }
 
@@ -395,14 +397,9 @@ impl SecretStore for AwsStore {
         at: &Location,
         current: &VersionMetadata,
     ) -> Result<Option<Pin>, Problem> {
-        within(budget, "Looking up AWSPREVIOUS", async {
+        within(budget, STORE, "AWS", "Looking up AWSPREVIOUS", async {
             let (client, region) = self.client().await?;
-            let d = client
-                .describe_secret()
-                .secret_id(&at.path)
-                .send()
-                .await
-                .map_err(|e| explain(&e, at, &Pin::Latest, region, "DescribeSecret"))?;
+            let d = describe(client, at, region).await?;
             Ok(d.version_ids_to_stages().and_then(|m| {
                 m.iter()
                     .find(|(id, stages)| {

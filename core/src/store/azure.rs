@@ -36,7 +36,7 @@ use futures_util::TryStreamExt;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::OnceCell;
 
-use super::shared::{SharedReads, boxed};
+use super::shared::{SharedReads, boxed, within};
 use super::{
     Location, Metadata, Pin, Secret, SecretStore, StoreKind, VersionMetadata, VersionState, json,
 };
@@ -344,20 +344,6 @@ fn connect(s: &AzureSettings) -> Result<SecretClient, Problem> {
     })
 }
 
-async fn within<T>(
-    budget: &Budget,
-    what: &str,
-    f: impl std::future::Future<Output = Result<T, Problem>>,
-) -> Result<T, Problem> {
-    tokio::select! {
-        r = tokio::time::timeout(budget.remaining(), f) => r.unwrap_or_else(|_| Err(Problem::error(
-            "Timed out waiting for Azure Key Vault",
-            format!("{what} did not finish within the open's deadline. Check connectivity to the vault and to Microsoft Entra ID, or raise `open_timeout_seconds`."),
-        ))),
-        () = budget.cancel.cancelled() => Err(Problem::error("Interrupted", "Interrupted while reading from Azure Key Vault.")),
-    }
-}
-
 /// An error and its causes as one line (the SDK puts the service's own words, such as an
 /// `AADSTS` description, in the causes).
 fn chain(e: &(dyn std::error::Error + 'static)) -> String {
@@ -570,73 +556,85 @@ impl SecretStore for AzureStore {
         at: &Location,
         pin: &Pin,
     ) -> Result<Arc<Secret>, Problem> {
-        within(budget, "Reading the secret", async {
-            let client = self.client().await?.clone();
-            let (vault, at2, pin2, sent) = (
-                net::redact_url(self.settings.vault_url.as_str()),
-                at.clone(),
-                pin.clone(),
-                self.sent(),
-            );
-            self.reads
-                .read((at.path.clone(), pin.clone()), move || {
-                    boxed(read_once(client, vault, at2, pin2, sent))
-                })
-                .await
-        })
+        within(
+            budget,
+            STORE,
+            "the vault and Microsoft Entra ID",
+            "Reading the secret",
+            async {
+                let client = self.client().await?.clone();
+                let (vault, at2, pin2, sent) = (
+                    net::redact_url(self.settings.vault_url.as_str()),
+                    at.clone(),
+                    pin.clone(),
+                    self.sent(),
+                );
+                self.reads
+                    .read((at.path.clone(), pin.clone()), move || {
+                        boxed(read_once(client, vault, at2, pin2, sent))
+                    })
+                    .await
+            },
+        )
         .await
     }
 
     async fn metadata(&self, budget: &Budget, at: &Location) -> Result<Metadata, Problem> {
-        within(budget, "Listing the secret's versions", async {
-            let client = self.client().await?;
-            let vault = net::redact_url(self.settings.vault_url.as_str());
-            let list = versions(client, at, &vault, &self.sent()).await?;
-            let now = now();
-            let created = |p: &SecretProperties| {
-                unix(p.attributes.as_ref().and_then(|a| a.created.as_ref())).unwrap_or(0)
-            };
-            // The current version is the one a plain get returns (creation times have whole
-            // seconds, so they can tie); its value is dropped unread. A disabled current
-            // version cannot be got: then the newest by creation time stands in.
-            let got = client
-                .get_secret(&at.path, None)
-                .await
-                .and_then(|r| r.into_model())
-                .ok()
-                .map(|s| version_of(s.id.as_deref()));
-            let current = got
-                .and_then(|id| list.iter().find(|p| version_of(p.id.as_deref()) == id))
-                .or_else(|| list.iter().max_by_key(|p| created(p)));
-            let oldest = list.iter().min_by_key(|p| created(p));
-            let updated = list
-                .iter()
-                .filter_map(|p| p.attributes.as_ref().and_then(|a| a.updated))
-                .max();
-            Ok(Metadata {
-                created_time: rfc3339(
-                    oldest.and_then(|p| p.attributes.as_ref().and_then(|a| a.created.as_ref())),
-                ),
-                updated_time: rfc3339(updated.as_ref()),
-                custom_metadata: tags(current.and_then(|p| p.tags.as_ref())),
-                current_version_id: version_of(current.and_then(|p| p.id.as_deref())),
-                versions: list
+        within(
+            budget,
+            STORE,
+            "the vault and Microsoft Entra ID",
+            "Listing the secret's versions",
+            async {
+                let client = self.client().await?;
+                let vault = net::redact_url(self.settings.vault_url.as_str());
+                let list = versions(client, at, &vault, &self.sent()).await?;
+                let now = now();
+                let created = |p: &SecretProperties| {
+                    unix(p.attributes.as_ref().and_then(|a| a.created.as_ref())).unwrap_or(0)
+                };
+                // The current version is the one a plain get returns (creation times have whole
+                // seconds, so they can tie); its value is dropped unread. A disabled current
+                // version cannot be got: then the newest by creation time stands in.
+                let got = client
+                    .get_secret(&at.path, None)
+                    .await
+                    .and_then(|r| r.into_model())
+                    .ok()
+                    .map(|s| version_of(s.id.as_deref()));
+                let current = got
+                    .and_then(|id| list.iter().find(|p| version_of(p.id.as_deref()) == id))
+                    .or_else(|| list.iter().max_by_key(|p| created(p)));
+                let oldest = list.iter().min_by_key(|p| created(p));
+                let updated = list
                     .iter()
-                    .map(|p| {
-                        let a = p.attributes.as_ref();
-                        (
-                            version_of(p.id.as_deref()),
-                            VersionState {
-                                created_time: rfc3339(a.and_then(|a| a.created.as_ref())),
-                                stages: states(a, now),
-                                ..VersionState::default()
-                            },
-                        )
-                    })
-                    .collect(),
-                ..Metadata::default()
-            })
-        })
+                    .filter_map(|p| p.attributes.as_ref().and_then(|a| a.updated))
+                    .max();
+                Ok(Metadata {
+                    created_time: rfc3339(
+                        oldest.and_then(|p| p.attributes.as_ref().and_then(|a| a.created.as_ref())),
+                    ),
+                    updated_time: rfc3339(updated.as_ref()),
+                    custom_metadata: tags(current.and_then(|p| p.tags.as_ref())),
+                    current_version_id: version_of(current.and_then(|p| p.id.as_deref())),
+                    versions: list
+                        .iter()
+                        .map(|p| {
+                            let a = p.attributes.as_ref();
+                            (
+                                version_of(p.id.as_deref()),
+                                VersionState {
+                                    created_time: rfc3339(a.and_then(|a| a.created.as_ref())),
+                                    stages: states(a, now),
+                                    ..VersionState::default()
+                                },
+                            )
+                        })
+                        .collect(),
+                    ..Metadata::default()
+                })
+            },
+        )
         .await
     }
 
@@ -646,31 +644,37 @@ impl SecretStore for AzureStore {
         at: &Location,
         current: &VersionMetadata,
     ) -> Result<Option<Pin>, Problem> {
-        within(budget, "Looking for the previous version", async {
-            let client = self.client().await?;
-            let vault = net::redact_url(self.settings.vault_url.as_str());
-            let list = versions(client, at, &vault, &self.sent()).await?;
-            let now = now();
-            let created = |p: &SecretProperties| {
-                unix(p.attributes.as_ref().and_then(|a| a.created.as_ref())).unwrap_or(0)
-            };
-            let current_created = list
-                .iter()
-                .find(|p| version_of(p.id.as_deref()) == current.version_id)
-                .map_or(i64::MAX, created);
-            Ok(list
-                .iter()
-                .filter(|p| version_of(p.id.as_deref()) != current.version_id)
-                .filter(|p| created(p) <= current_created)
-                .filter(|p| {
-                    let a = p.attributes.as_ref();
-                    a.and_then(|a| a.enabled).unwrap_or(true)
-                        && unix(a.and_then(|a| a.expires.as_ref())).is_none_or(|e| e > now)
-                        && unix(a.and_then(|a| a.not_before.as_ref())).is_none_or(|n| n <= now)
-                })
-                .max_by_key(|p| created(p))
-                .map(|p| Pin::Id(version_of(p.id.as_deref()))))
-        })
+        within(
+            budget,
+            STORE,
+            "the vault and Microsoft Entra ID",
+            "Looking for the previous version",
+            async {
+                let client = self.client().await?;
+                let vault = net::redact_url(self.settings.vault_url.as_str());
+                let list = versions(client, at, &vault, &self.sent()).await?;
+                let now = now();
+                let created = |p: &SecretProperties| {
+                    unix(p.attributes.as_ref().and_then(|a| a.created.as_ref())).unwrap_or(0)
+                };
+                let current_created = list
+                    .iter()
+                    .find(|p| version_of(p.id.as_deref()) == current.version_id)
+                    .map_or(i64::MAX, created);
+                Ok(list
+                    .iter()
+                    .filter(|p| version_of(p.id.as_deref()) != current.version_id)
+                    .filter(|p| created(p) <= current_created)
+                    .filter(|p| {
+                        let a = p.attributes.as_ref();
+                        a.and_then(|a| a.enabled).unwrap_or(true)
+                            && unix(a.and_then(|a| a.expires.as_ref())).is_none_or(|e| e > now)
+                            && unix(a.and_then(|a| a.not_before.as_ref())).is_none_or(|n| n <= now)
+                    })
+                    .max_by_key(|p| created(p))
+                    .map(|p| Pin::Id(version_of(p.id.as_deref()))))
+            },
+        )
         .await
     }
 

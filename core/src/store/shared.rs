@@ -76,3 +76,22 @@ pub(crate) fn boxed<E>(
 ) -> BoxFuture<'static, Result<Arc<Secret>, E>> {
     f.boxed()
 }
+
+/// Runs `f`, a store operation (`what`), within the budget's deadline and interrupt; `store`
+/// and `reach` (what to check for connectivity) name the store in the messages.
+pub(crate) async fn within<T>(
+    budget: &crate::net::Budget,
+    store: &str,
+    reach: &str,
+    what: &str,
+    f: impl std::future::Future<Output = Result<T, crate::error::Problem>>,
+) -> Result<T, crate::error::Problem> {
+    use crate::error::Problem;
+    tokio::select! {
+        r = tokio::time::timeout(budget.remaining(), f) => r.unwrap_or_else(|_| Err(Problem::error(
+            format!("Timed out waiting for {store}"),
+            format!("{what} did not finish within the open's deadline. Check connectivity to {reach}, or raise `open_timeout_seconds`."),
+        ))),
+        () = budget.cancel.cancelled() => Err(Problem::error("Interrupted", format!("Interrupted while reading from {store}."))),
+    }
+}
