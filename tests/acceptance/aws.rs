@@ -363,3 +363,47 @@ fn the_metadata_data_source_shows_aws_versions_stages_and_tags() {
     );
     assert_no_secrets(&wd.persisted(), std::slice::from_ref(&w.client_secret));
 }
+
+#[test]
+fn a_profile_from_the_shared_files_and_an_assumed_role() {
+    let w = AwsWorld::new(&[]);
+    let proxy = ThrottlingProxy::start(&w.moto.endpoint());
+    let mut wd = w.workdir(&proxy.endpoint());
+    // No keys in the environment: they come from the profile in the shared files.
+    for var in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"] {
+        wd.unset(var);
+    }
+    wd.file(
+        "aws/credentials",
+        "[default]\naws_access_key_id = wrongkey\naws_secret_access_key = wrong\n\n[cc-deploy]\naws_access_key_id = testing\naws_secret_access_key = testing\n",
+    );
+    wd.file("aws/config", "[profile cc-deploy]\nregion = us-east-1\n");
+    let dir = wd.path().join("aws");
+    wd.env(
+        "AWS_SHARED_CREDENTIALS_FILE",
+        &dir.join("credentials").display().to_string(),
+    )
+    .env("AWS_CONFIG_FILE", &dir.join("config").display().to_string());
+    let role = w.moto.create_role(&aws::unique_name("cc-read"));
+    // The region comes from the profile (nothing else names one, so a run that did not read
+    // the profile fails with "No AWS region"); the role is assumed on top of its keys.
+    wd.file(
+        "main.tf",
+        &w.config(
+            &format!(
+                "  aws_secretsmanager {{\n    profile  = \"cc-deploy\"\n    role_arn = {}\n  }}",
+                q(&role)
+            ),
+            "",
+        ),
+    );
+    wd.plan().assert_ok();
+    assert_eq!(w.standin.tokens_issued(&w.client_id), 1);
+    let calls = proxy.targets();
+    assert_eq!(
+        calls.first().map(String::as_str),
+        Some("AssumeRole"),
+        "the role was assumed first: {calls:?}"
+    );
+    assert_eq!(proxy.count("GetSecretValue"), 1, "{calls:?}");
+}
