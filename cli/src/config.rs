@@ -115,7 +115,13 @@ impl fmt::Display for Located {
                 write!(f, ", in {block}")?;
             }
             if let Some(field) = &self.problem.field {
-                write!(f, ", attribute `{field}`")?;
+                let steps = field.steps();
+                let block = steps.len() == 1 && vocabulary::settings().block(&steps[0]).is_some();
+                write!(
+                    f,
+                    ", {} `{field}`",
+                    if block { "block" } else { "attribute" }
+                )?;
             }
             writeln!(f, ":")?;
         } else if let Some(field) = &self.problem.field {
@@ -145,6 +151,8 @@ pub(crate) struct TokenBlock {
     pub(crate) sinks: Vec<(Map<String, Value>, usize)>,
     place: Place,
     lines: HashMap<String, usize>,
+    /// Where the top-level settings are, for problems of the store rather than the block.
+    settings_lines: HashMap<Vec<String>, usize>,
 }
 
 impl TokenBlock {
@@ -153,8 +161,33 @@ impl TokenBlock {
         format!("{} {:?}", self.kind.name(), self.name)
     }
 
-    /// A core problem about this block, placed at the attribute at fault.
+    /// A core problem about this block, placed at the attribute at fault. A problem of the
+    /// store (its field starts with a top-level block such as `aws_secretsmanager`) is placed
+    /// at that block instead.
     pub(crate) fn locate(&self, problem: Problem) -> Located {
+        let steps: Vec<String> = problem
+            .field
+            .as_ref()
+            .map(|f| f.steps().to_vec())
+            .unwrap_or_default();
+        if steps
+            .first()
+            .is_some_and(|root| vocabulary::settings().block(root).is_some())
+        {
+            let line = (1..=steps.len())
+                .rev()
+                .find_map(|n| self.settings_lines.get(&steps[..n]).copied())
+                .unwrap_or(0);
+            return Located {
+                problem,
+                place: Some(Place {
+                    file: self.place.file.clone(),
+                    line,
+                })
+                .filter(|p| !p.file.starts_with("--")),
+                block: None,
+            };
+        }
         let line = problem
             .field
             .as_ref()
@@ -266,6 +299,7 @@ impl Config {
                 line: 0,
             },
             lines: HashMap::new(),
+            settings_lines: HashMap::new(),
         });
     }
 }
@@ -459,6 +493,9 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Config, Vec<Located>> {
         .ok();
     if !reader.problems.is_empty() {
         return Err(reader.problems);
+    }
+    for block in &mut blocks {
+        block.settings_lines.clone_from(&reader.places);
     }
     Ok(Config {
         settings: settings.unwrap_or_default(),
@@ -729,6 +766,7 @@ impl Reader<'_> {
                 line,
             },
             lines,
+            settings_lines: HashMap::new(),
         })
     }
 

@@ -748,6 +748,29 @@ fn exec_reads_credentials_from_aws_secrets_manager() {
         text(&out)
     );
     assert_no_secrets(&text(&out), &[client_secret]);
+
+    // No credentials anywhere: the store's block is named, with where credentials are looked for.
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("  mount     = \"secret\"\n", ""),
+    )
+    .unwrap();
+    let out = common::clean_command(bin(), dir.path())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL", moto.endpoint())
+        .arg("check")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(69), "{}", text(&out));
+    assert!(
+        text(&out).contains("No AWS credentials")
+            && text(&out).contains("ccsecrets.hcl line 2, block `aws_secretsmanager`")
+            && text(&out).contains("AWS_PROFILE"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]

@@ -18,12 +18,12 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::primitives::{DateTime, DateTimeFormat};
 use secrecy::SecretString;
 use tokio::sync::OnceCell;
 
-use super::shared::{SharedReads, boxed, within};
+use super::shared::{SharedReads, boxed, chain, within};
 use super::{Location, Metadata, Pin, Secret, SecretStore, StoreKind, VersionMetadata, json};
 use crate::error::{Field, Problem};
 use crate::net::{self, Budget};
@@ -136,20 +136,21 @@ fn time(t: Option<&DateTime>) -> String {
 }
 
 /// The text of a service's or the SDK's error, as untrusted text.
-fn said<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+fn said<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug + 'static>(
     e: &SdkError<E, R>,
 ) -> (Option<String>, String) {
     let code = e.code().map(str::to_owned);
     let text = match (e.code(), e.message()) {
         (Some(code), Some(msg)) => format!("{code}: {msg}"),
         (Some(code), None) => code.to_owned(),
-        _ => DisplayErrorContext(e).to_string(),
+        _ => chain(e),
     };
-    (code, net::untrusted_text(&text, &[], 300))
+    let text = net::untrusted_text(&text, &[], 300);
+    (code, text.trim_end_matches('.').to_owned())
 }
 
 /// An SDK error as a problem that names the secret, the store and what to check.
-fn explain<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+fn explain<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug + 'static>(
     e: &SdkError<E, R>,
     at: &Location,
     pin: &Pin,

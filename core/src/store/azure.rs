@@ -36,7 +36,7 @@ use futures_util::TryStreamExt;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::OnceCell;
 
-use super::shared::{SharedReads, boxed, within};
+use super::shared::{SharedReads, boxed, chain, within};
 use super::{
     Location, Metadata, Pin, Secret, SecretStore, StoreKind, VersionMetadata, VersionState, json,
 };
@@ -344,21 +344,6 @@ fn connect(s: &AzureSettings) -> Result<SecretClient, Problem> {
     })
 }
 
-/// An error and its causes as one line (the SDK puts the service's own words, such as an
-/// `AADSTS` description, in the causes).
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        cause = c.source();
-    }
-    parts.join(": ")
-}
-
 /// An SDK error as a problem that names the secret, the vault and what to check.
 fn explain(
     e: &azure_core::Error,
@@ -369,6 +354,7 @@ fn explain(
 ) -> Problem {
     let sent: Vec<&str> = sent.iter().map(String::as_str).collect();
     let text = net::untrusted_text(&chain(e), &sent, 400);
+    let text = text.trim_end_matches('.');
     let name = &at.path;
     let attr = if pin.is_pinned() { pin.attr() } else { "path" };
     match e.kind() {

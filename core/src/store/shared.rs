@@ -95,3 +95,18 @@ pub(crate) async fn within<T>(
         () = budget.cancel.cancelled() => Err(Problem::error("Interrupted", format!("Interrupted while reading from {store}."))),
     }
 }
+
+/// An error and its causes as one line, each cause once (the SDKs put the service's own
+/// words, such as an `AADSTS` description, in the causes; nothing is shown with `Debug`).
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cause = c.source();
+    }
+    parts.join(": ")
+}
