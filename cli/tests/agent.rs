@@ -394,3 +394,48 @@ fn sink_mistakes_are_pinned_to_their_line() {
     );
     assert!(!w.sink("token").exists());
 }
+
+#[test]
+fn the_agent_reads_from_aws_secrets_manager_like_from_vault() {
+    use ccsecrets_testkit::aws;
+    aws::require_moto();
+    let w = World::new(600);
+    let moto = aws::Moto::shared();
+    let name = aws::unique_name("genesys/prod/runtime");
+    let (_, version) = moto.create_secret(
+        &name,
+        &json!({"client_id": w.client_id, "client_secret": w.client_secret}).to_string(),
+        &[],
+    );
+    let cfg = w.write("");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(
+            &format!("vault {{\n  address = \"{}\"\n}}", w.bao.addr()),
+            "aws_secretsmanager {\n  region = \"us-east-1\"\n}",
+        )
+        .replace("\"genesys/prod/runtime\"", &format!("{name:?}"));
+    std::fs::write(&cfg, text).unwrap();
+    let mut cmd = common::clean_command(bin(), w.dir.path());
+    for (k, v) in aws::static_credentials_env(&moto.endpoint()) {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .args(["agent", "--config", cfg.to_str().unwrap(), "--once"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    let token = std::fs::read_to_string(w.sink("token")).unwrap();
+    assert!(w.valid(&token));
+    // The json sink reports the AWS version the token came from; Vault's fields are null.
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.sink("token.json")).unwrap()).unwrap();
+    assert_eq!(v["version_id"], json!(version), "{v}");
+    assert_eq!(v["credential_version_id"], json!(version), "{v}");
+    assert!(v["mount"].is_null() && v["version"].is_null(), "{v}");
+    assert!(
+        !log.contains(&w.client_secret) && !log.contains(&token),
+        "{log}"
+    );
+}
