@@ -67,7 +67,6 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
-use tokio_rustls::rustls;
 
 use crate::jwt::{JwtSigner, now};
 use crate::standin::{Fault, Faults, random_token, strict_form};
@@ -253,7 +252,11 @@ impl AzureStandin {
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("local addr");
         let vault_host = format!("{VAULT_NAME}.{VAULT_DNS_SUFFIX}");
-        let (ca_pem, tls) = throwaway_pki(&vault_host);
+        let (ca_pem, tls) = crate::tls::throwaway_pki(
+            "ccsecrets-testkit Azure stand-in CA",
+            &[vault_host.as_str(), "localhost"],
+            &[b"h2", b"http/1.1"],
+        );
         let pki = tempfile::Builder::new()
             .prefix("ccsecrets-azure")
             .tempdir()
@@ -295,7 +298,8 @@ impl AzureStandin {
                 .expect("azure stand-in runtime");
             rt.block_on(async move {
                 let tcp = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-                let listener = TlsListener::new(tcp, tokio_rustls::TlsAcceptor::from(tls));
+                let listener =
+                    crate::tls::TlsListener::new(tcp, tokio_rustls::TlsAcceptor::from(tls));
                 // Not a graceful shutdown: the SDK's clients keep pooled connections open, and
                 // a stand-in dropped inside a current-thread runtime blocks the very thread
                 // that would close them. Dropping the runtime below closes them instead.
@@ -1612,100 +1616,6 @@ fn utc(secs: i64) -> String {
 fn utc_iso(secs: i64) -> String {
     let (y, mo, d, h, mi, s) = split_time(secs);
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.0000000+00:00")
-}
-
-/// A throwaway CA (its PEM) and a TLS configuration (h2 and http/1.1) for a certificate it
-/// signed, valid for `localhost`, `127.0.0.1` and `vault_host`.
-fn throwaway_pki(vault_host: &str) -> (String, Arc<rustls::ServerConfig>) {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, KeyUsagePurpose, SanType,
-    };
-    let ca_key = KeyPair::generate().expect("CA key");
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca.distinguished_name
-        .push(DnType::CommonName, "ccsecrets-testkit Azure stand-in CA");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_cert = ca.self_signed(&ca_key).expect("self-sign the CA");
-    let issuer = Issuer::new(ca, ca_key);
-
-    let key = KeyPair::generate().expect("server key");
-    let mut params = CertificateParams::new(vec!["localhost".to_owned(), vault_host.to_owned()])
-        .expect("server params");
-    params
-        .subject_alt_names
-        .push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
-    params
-        .distinguished_name
-        .push(DnType::CommonName, vault_host);
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = params
-        .signed_by(&key, &issuer)
-        .expect("sign the server certificate");
-
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-        .expect("TLS server config");
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    (ca_cert.pem(), Arc::new(config))
-}
-
-type TlsStream = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
-
-/// Accepts TCP connections and hands over those whose TLS handshake succeeded; handshakes run
-/// in their own tasks so one stalled client does not hold up the others.
-struct TlsListener {
-    local: SocketAddr,
-    ready: tokio::sync::mpsc::Receiver<(TlsStream, SocketAddr)>,
-}
-
-impl TlsListener {
-    fn new(tcp: tokio::net::TcpListener, acceptor: tokio_rustls::TlsAcceptor) -> TlsListener {
-        let local = tcp.local_addr().expect("local addr");
-        let (tx, ready) = tokio::sync::mpsc::channel(16);
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, peer)) = tcp.accept().await else {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                };
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
-                tokio::spawn(async move {
-                    let handshake =
-                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
-                    if let Ok(Ok(tls)) = handshake.await {
-                        let _ = tx.send((tls, peer)).await;
-                    }
-                });
-            }
-        });
-        TlsListener { local, ready }
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(conn) => conn,
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
-    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod openbao;
 pub mod registry;
 mod standin;
 pub mod terraform;
+mod tls;
 
 pub use standin::Fault;
 

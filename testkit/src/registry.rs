@@ -3,7 +3,6 @@
 //! packed filesystem-mirror layout, and Terraform's `h1:`/`zh:` lock-file hashes.
 
 use std::io::Read;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -15,7 +14,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tokio_rustls::rustls;
 
 use crate::terraform::Workdir;
 
@@ -421,7 +419,11 @@ impl Registry {
             .prefix("ccsecrets-registry")
             .tempdir()
             .expect("tempdir");
-        let (ca_pem, tls) = throwaway_pki();
+        let (ca_pem, tls) = crate::tls::throwaway_pki(
+            "ccsecrets-testkit throwaway CA",
+            &["localhost"],
+            &[b"http/1.1"],
+        );
         std::fs::write(pki.path().join("ca.pem"), ca_pem).expect("write CA");
 
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
@@ -445,7 +447,8 @@ impl Registry {
                 .expect("registry runtime");
             rt.block_on(async move {
                 let tcp = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-                let listener = TlsListener::new(tcp, tokio_rustls::TlsAcceptor::from(tls));
+                let listener =
+                    crate::tls::TlsListener::new(tcp, tokio_rustls::TlsAcceptor::from(tls));
                 let _ = axum::serve(listener, app)
                     .with_graceful_shutdown(async {
                         let _ = rx.await;
@@ -551,97 +554,6 @@ fn router(shared: Arc<Shared>) -> axum::Router {
             not_found()
         })
         .with_state(shared)
-}
-
-/// A throwaway CA (its PEM) and a TLS configuration for a `localhost`/`127.0.0.1` certificate
-/// it signed.
-fn throwaway_pki() -> (String, Arc<rustls::ServerConfig>) {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, KeyUsagePurpose, SanType,
-    };
-    let ca_key = KeyPair::generate().expect("CA key");
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca.distinguished_name
-        .push(DnType::CommonName, "ccsecrets-testkit throwaway CA");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_cert = ca.self_signed(&ca_key).expect("self-sign CA");
-    let issuer = Issuer::new(ca, ca_key);
-
-    let key = KeyPair::generate().expect("server key");
-    let mut params = CertificateParams::new(vec!["localhost".to_owned()]).expect("server params");
-    params
-        .subject_alt_names
-        .push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = params.signed_by(&key, &issuer).expect("sign server cert");
-
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-        .expect("TLS server config");
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    (ca_cert.pem(), Arc::new(config))
-}
-
-type TlsStream = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
-
-/// Accepts TCP connections and hands over those whose TLS handshake succeeded; handshakes run
-/// in their own tasks so one stalled client does not hold up the others.
-struct TlsListener {
-    local: SocketAddr,
-    ready: tokio::sync::mpsc::Receiver<(TlsStream, SocketAddr)>,
-}
-
-impl TlsListener {
-    fn new(tcp: tokio::net::TcpListener, acceptor: tokio_rustls::TlsAcceptor) -> TlsListener {
-        let local = tcp.local_addr().expect("local addr");
-        let (tx, ready) = tokio::sync::mpsc::channel(16);
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, peer)) = tcp.accept().await else {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                };
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
-                tokio::spawn(async move {
-                    let handshake =
-                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
-                    if let Ok(Ok(tls)) = handshake.await {
-                        let _ = tx.send((tls, peer)).await;
-                    }
-                });
-            }
-        });
-        TlsListener { local, ready }
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(conn) => conn,
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
-    }
 }
 
 #[cfg(test)]
