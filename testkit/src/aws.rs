@@ -91,12 +91,7 @@ fn moto_binary() -> String {
 
 /// Panics with install instructions when `moto_server` is missing.
 pub fn require_moto() {
-    let ok = Command::new(moto_binary())
-        .arg("--help")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+    let ok = crate::runs(&moto_binary(), "--help");
     assert!(
         ok,
         "moto_server not found: install it with `python3 -m pip install 'moto[server]'`\n\

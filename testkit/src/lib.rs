@@ -19,6 +19,17 @@ mod tls;
 
 pub use standin::Fault;
 
+/// Whether `program arg` runs and succeeds (output discarded): how the kit checks that a tool
+/// it needs is installed before it says how to install it.
+pub(crate) fn runs(program: &str, arg: &str) -> bool {
+    std::process::Command::new(program)
+        .arg(arg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// Builds binary `bin` of workspace package `package` with cargo (the release profile when
 /// `release`), and returns its path, which is next to `sibling` (a binary cargo built in the
 /// same target directory and profile). For tests and benchmarks that need another package's

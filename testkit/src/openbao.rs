@@ -31,12 +31,7 @@ fn bao_binary() -> String {
 
 /// Panics with install instructions when the OpenBao binary is missing.
 pub fn require_bao() {
-    let ok = Command::new(bao_binary())
-        .arg("version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+    let ok = crate::runs(&bao_binary(), "version");
     assert!(
         ok,
         "OpenBao is required for the acceptance tests but `{}` was not found or does not run.\n\

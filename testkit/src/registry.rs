@@ -52,12 +52,7 @@ pub struct Gpg {
 impl Gpg {
     /// An empty GPG home. Panics with install instructions when gpg is missing.
     pub fn new() -> Gpg {
-        let ok = Command::new("gpg")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
+        let ok = crate::runs("gpg", "--version");
         assert!(
             ok,
             "gpg is required to sign test releases but was not found: install gnupg (apt-get install gnupg)"
