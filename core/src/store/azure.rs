@@ -526,6 +526,33 @@ fn now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// When a listed version was created (unix seconds; 0 when not said).
+fn created(p: &SecretProperties) -> i64 {
+    unix(p.attributes.as_ref().and_then(|a| a.created.as_ref())).unwrap_or(0)
+}
+
+/// A listed version's id.
+fn id_of(p: &SecretProperties) -> String {
+    version_of(p.id.as_deref())
+}
+
+/// What the messages ask to check when the store is slow to answer.
+const REACH: &str = "the vault and Microsoft Entra ID";
+
+impl AzureStore {
+    /// The vault's URL as messages show it.
+    fn vault(&self) -> String {
+        net::redact_url(self.settings.vault_url.as_str())
+    }
+
+    /// The client and every version's properties of the secret at `at`.
+    async fn list(&self, at: &Location) -> Result<(&SecretClient, Vec<SecretProperties>), Problem> {
+        let client = self.client().await?;
+        let list = versions(client, at, &self.vault(), &self.sent()).await?;
+        Ok((client, list))
+    }
+}
+
 #[async_trait]
 impl SecretStore for AzureStore {
     fn id(&self) -> &str {
@@ -542,26 +569,15 @@ impl SecretStore for AzureStore {
         at: &Location,
         pin: &Pin,
     ) -> Result<Arc<Secret>, Problem> {
-        within(
-            budget,
-            STORE,
-            "the vault and Microsoft Entra ID",
-            "Reading the secret",
-            async {
-                let client = self.client().await?.clone();
-                let (vault, at2, pin2, sent) = (
-                    net::redact_url(self.settings.vault_url.as_str()),
-                    at.clone(),
-                    pin.clone(),
-                    self.sent(),
-                );
-                self.reads
-                    .read((at.path.clone(), pin.clone()), move || {
-                        boxed(read_once(client, vault, at2, pin2, sent))
-                    })
-                    .await
-            },
-        )
+        within(budget, STORE, REACH, "Reading the secret", async {
+            let client = self.client().await?.clone();
+            let (vault, at2, pin2, sent) = (self.vault(), at.clone(), pin.clone(), self.sent());
+            self.reads
+                .read((at.path.clone(), pin.clone()), move || {
+                    boxed(read_once(client, vault, at2, pin2, sent))
+                })
+                .await
+        })
         .await
     }
 
@@ -569,16 +585,11 @@ impl SecretStore for AzureStore {
         within(
             budget,
             STORE,
-            "the vault and Microsoft Entra ID",
+            REACH,
             "Listing the secret's versions",
             async {
-                let client = self.client().await?;
-                let vault = net::redact_url(self.settings.vault_url.as_str());
-                let list = versions(client, at, &vault, &self.sent()).await?;
+                let (client, list) = self.list(at).await?;
                 let now = now();
-                let created = |p: &SecretProperties| {
-                    unix(p.attributes.as_ref().and_then(|a| a.created.as_ref())).unwrap_or(0)
-                };
                 // The current version is the one a plain get returns (creation times have whole
                 // seconds, so they can tie); its value is dropped unread. A disabled current
                 // version cannot be got: then the newest by creation time stands in.
@@ -589,7 +600,7 @@ impl SecretStore for AzureStore {
                     .ok()
                     .map(|s| version_of(s.id.as_deref()));
                 let current = got
-                    .and_then(|id| list.iter().find(|p| version_of(p.id.as_deref()) == id))
+                    .and_then(|id| list.iter().find(|p| id_of(p) == id))
                     .or_else(|| list.iter().max_by_key(|p| created(p)));
                 let oldest = list.iter().min_by_key(|p| created(p));
                 let updated = list
@@ -602,13 +613,13 @@ impl SecretStore for AzureStore {
                     ),
                     updated_time: rfc3339(updated.as_ref()),
                     custom_metadata: tags(current.and_then(|p| p.tags.as_ref())),
-                    current_version_id: version_of(current.and_then(|p| p.id.as_deref())),
+                    current_version_id: current.map(id_of).unwrap_or_default(),
                     versions: list
                         .iter()
                         .map(|p| {
                             let a = p.attributes.as_ref();
                             (
-                                version_of(p.id.as_deref()),
+                                id_of(p),
                                 VersionState {
                                     created_time: rfc3339(a.and_then(|a| a.created.as_ref())),
                                     stages: states(a, now),
@@ -633,23 +644,18 @@ impl SecretStore for AzureStore {
         within(
             budget,
             STORE,
-            "the vault and Microsoft Entra ID",
+            REACH,
             "Looking for the previous version",
             async {
-                let client = self.client().await?;
-                let vault = net::redact_url(self.settings.vault_url.as_str());
-                let list = versions(client, at, &vault, &self.sent()).await?;
+                let (_, list) = self.list(at).await?;
                 let now = now();
-                let created = |p: &SecretProperties| {
-                    unix(p.attributes.as_ref().and_then(|a| a.created.as_ref())).unwrap_or(0)
-                };
                 let current_created = list
                     .iter()
-                    .find(|p| version_of(p.id.as_deref()) == current.version_id)
+                    .find(|p| id_of(p) == current.version_id)
                     .map_or(i64::MAX, created);
                 Ok(list
                     .iter()
-                    .filter(|p| version_of(p.id.as_deref()) != current.version_id)
+                    .filter(|p| id_of(p) != current.version_id)
                     .filter(|p| created(p) <= current_created)
                     .filter(|p| {
                         let a = p.attributes.as_ref();
@@ -658,7 +664,7 @@ impl SecretStore for AzureStore {
                             && unix(a.and_then(|a| a.not_before.as_ref())).is_none_or(|n| n <= now)
                     })
                     .max_by_key(|p| created(p))
-                    .map(|p| Pin::Id(version_of(p.id.as_deref()))))
+                    .map(|p| Pin::Id(id_of(p))))
             },
         )
         .await
