@@ -38,35 +38,42 @@ impl Opened {
     }
 }
 
+/// A block's version settings.
+fn versions(block: &TokenBlock) -> mint::VersionSettings<'_> {
+    mint::VersionSettings {
+        version: block.int("version"),
+        id: block.text("version_id"),
+        stage: block.text("version_stage"),
+    }
+}
+
+/// Where a block's secret is, for `environment`, checked against a kind of store.
+fn block_source(
+    block: &TokenBlock,
+    environment: Option<&str>,
+    store: StoreKind,
+) -> Result<Source, Vec<Problem>> {
+    Source::new(
+        block.text("path").unwrap_or_default(),
+        block.text("mount"),
+        versions(block).pin(),
+        environment,
+    )
+    .and_then(|src| src.for_store(store))
+}
+
 /// Checks a block as far as it can be without the store: the same validation as the
 /// provider's, and the settings that apply to the configured kind of store.
 pub(crate) fn validate(block: &TokenBlock, store: StoreKind) -> Vec<Located> {
-    let mut problems: Vec<Problem> = mint::validate_source(
-        block.text("path"),
-        block.text("mount"),
-        block.int("version"),
-    );
-    problems.extend(mint::validate_pins(
-        block.int("version").filter(|v| *v >= 1),
-        block.text("version_id"),
-        block.text("version_stage"),
-    ));
+    let mut problems: Vec<Problem> =
+        mint::validate_source(block.text("path"), block.text("mount"), versions(block));
     problems.extend(mint::validate_reuse(
         block.int("reuse_min_remaining_percent"),
     ));
     if problems.is_empty() {
         // Any valid environment stands in for the real one: only the shape is checked here.
-        if let Ok(src) = Source::new(
-            block.text("path").unwrap_or_default(),
-            block.text("mount"),
-            mint::pin_of(
-                block.int("version"),
-                block.text("version_id"),
-                block.text("version_stage"),
-            ),
-            Some("x"),
-        ) {
-            problems.extend(mint::check_for_store(&src, store));
+        if let Err(ps) = block_source(block, Some("x"), store) {
+            problems.extend(ps);
         }
     }
     match block.kind {
@@ -85,18 +92,8 @@ pub(crate) fn validate(block: &TokenBlock, store: StoreKind) -> Vec<Located> {
 
 /// Where a block's secret is, checked against the configured store.
 pub(crate) fn source(core: &Core, block: &TokenBlock) -> Result<Source, Vec<Located>> {
-    Source::new(
-        block.text("path").unwrap_or_default(),
-        block.text("mount"),
-        mint::pin_of(
-            block.int("version"),
-            block.text("version_id"),
-            block.text("version_stage"),
-        ),
-        core.environment.as_deref(),
-    )
-    .and_then(|src| src.for_store(core.store.store_kind()))
-    .map_err(|ps| ps.into_iter().map(|p| block.locate(p)).collect())
+    block_source(block, core.environment.as_deref(), core.store.store_kind())
+        .map_err(|ps| ps.into_iter().map(|p| block.locate(p)).collect())
 }
 
 /// Opens one block: reads its secret and mints (or shares) its token.

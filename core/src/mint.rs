@@ -62,11 +62,11 @@ fn has_dot_segment(path: &str) -> bool {
     path.split(['/', '\\']).any(dot_segment) || path.to_ascii_lowercase().contains("%2f")
 }
 
-/// Checks `path`, `mount` and `version` as far as they are known.
+/// Checks `path`, `mount` and the version settings as far as they are known.
 pub fn validate_source(
     path: Option<&str>,
     mount: Option<&str>,
-    version: Option<i64>,
+    versions: VersionSettings<'_>,
 ) -> Vec<Problem> {
     let mut d = Vec::new();
     if let Some(path) = path {
@@ -115,51 +115,70 @@ pub fn validate_source(
             );
         }
     }
-    if version.is_some_and(|v| v < 1) {
-        d.push(
-            Problem::error("Invalid version", "`version` must be 1 or more.").at_attr("version"),
-        );
-    }
+    d.extend(versions.problems());
     d
 }
 
-/// Checks the version settings: `version` (Vault), `version_id` (AWS, Azure) and
-/// `version_stage` (AWS) choose one version, so at most one may be set.
-pub fn validate_pins(
-    version: Option<i64>,
-    version_id: Option<&str>,
-    version_stage: Option<&str>,
-) -> Vec<Problem> {
-    let mut d = Vec::new();
-    if version.is_some_and(|v| v < 1) {
-        d.push(
-            Problem::error("Invalid version", "`version` must be 1 or more.").at_attr("version"),
-        );
+/// A block's version settings as configured: `version` (Vault), `version_id` (AWS, Azure)
+/// and `version_stage` (AWS) each choose the version read, so at most one may be set.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VersionSettings<'a> {
+    /// `version`.
+    pub version: Option<i64>,
+    /// `version_id`.
+    pub id: Option<&'a str>,
+    /// `version_stage`.
+    pub stage: Option<&'a str>,
+}
+
+impl VersionSettings<'_> {
+    /// The pin they choose (after [`validate_source`]).
+    pub fn pin(&self) -> Pin {
+        match (self.version, self.id, self.stage) {
+            (Some(n), _, _) => Pin::Number(n),
+            (_, Some(id), _) => Pin::Id(id.trim().to_owned()),
+            (_, _, Some(stage)) => Pin::Stage(stage.trim().to_owned()),
+            _ => Pin::Latest,
+        }
     }
-    for (attr, value) in [("version_id", version_id), ("version_stage", version_stage)] {
-        if let Some(v) = value {
-            if v.trim().is_empty() || v.len() > 256 || v.chars().any(char::is_control) {
-                d.push(
+
+    fn problems(&self) -> Vec<Problem> {
+        let VersionSettings {
+            version,
+            id: version_id,
+            stage: version_stage,
+        } = *self;
+        let mut d = Vec::new();
+        if version.is_some_and(|v| v < 1) {
+            d.push(
+                Problem::error("Invalid version", "`version` must be 1 or more.")
+                    .at_attr("version"),
+            );
+        }
+        for (attr, value) in [("version_id", version_id), ("version_stage", version_stage)] {
+            if let Some(v) = value {
+                if v.trim().is_empty() || v.len() > 256 || v.chars().any(char::is_control) {
+                    d.push(
                     Problem::error(
                         format!("Invalid {attr}"),
                         format!("`{attr}` must be a non-empty id of at most 256 characters without control characters."),
                     )
                     .at_attr(attr),
                 );
+                }
             }
         }
-    }
-    let set: Vec<&str> = [
-        ("version", version.is_some()),
-        ("version_id", version_id.is_some()),
-        ("version_stage", version_stage.is_some()),
-    ]
-    .iter()
-    .filter(|(_, s)| *s)
-    .map(|(n, _)| *n)
-    .collect();
-    if set.len() > 1 {
-        d.push(
+        let set: Vec<&str> = [
+            ("version", version.is_some()),
+            ("version_id", version_id.is_some()),
+            ("version_stage", version_stage.is_some()),
+        ]
+        .iter()
+        .filter(|(_, s)| *s)
+        .map(|(n, _)| *n)
+        .collect();
+        if set.len() > 1 {
+            d.push(
             Problem::error(
                 "Conflicting version settings",
                 format!(
@@ -169,17 +188,8 @@ pub fn validate_pins(
             )
             .at_attr(set[1]),
         );
-    }
-    d
-}
-
-/// The pin the version settings choose (after [`validate_pins`]).
-pub fn pin_of(version: Option<i64>, version_id: Option<&str>, version_stage: Option<&str>) -> Pin {
-    match (version, version_id, version_stage) {
-        (Some(n), _, _) => Pin::Number(n),
-        (_, Some(id), _) => Pin::Id(id.trim().to_owned()),
-        (_, _, Some(stage)) => Pin::Stage(stage.trim().to_owned()),
-        _ => Pin::Latest,
+        }
+        d
     }
 }
 
@@ -319,11 +329,22 @@ impl Source {
         pin: Pin,
         environment: Option<&str>,
     ) -> Result<Self, Vec<Problem>> {
-        let version = match pin {
-            Pin::Number(n) => Some(n),
-            _ => None,
+        let versions = match &pin {
+            Pin::Latest => VersionSettings::default(),
+            Pin::Number(n) => VersionSettings {
+                version: Some(*n),
+                ..VersionSettings::default()
+            },
+            Pin::Id(id) => VersionSettings {
+                id: Some(id),
+                ..VersionSettings::default()
+            },
+            Pin::Stage(stage) => VersionSettings {
+                stage: Some(stage),
+                ..VersionSettings::default()
+            },
         };
-        let d = validate_source(Some(path), mount, version);
+        let d = validate_source(Some(path), mount, versions);
         if !d.is_empty() {
             return Err(d);
         }
@@ -1000,6 +1021,103 @@ mod tests {
     }
 
     #[test]
+    fn one_version_setting_at_most_and_each_fits_its_store() {
+        let v = |version, id, stage| VersionSettings { version, id, stage };
+        let attrs = |d: Vec<Problem>| -> Vec<(String, String)> {
+            d.into_iter()
+                .map(|p| {
+                    (
+                        p.summary,
+                        p.field.map(|f| f.to_string()).unwrap_or_default(),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(
+            attrs(validate_source(None, None, v(Some(2), Some("abc"), None))),
+            [(
+                "Conflicting version settings".to_owned(),
+                "version_id".to_owned()
+            )]
+        );
+        assert_eq!(
+            attrs(validate_source(
+                None,
+                None,
+                v(None, Some(" "), Some("AWS\u{1b}"))
+            )),
+            [
+                ("Invalid version_id".to_owned(), "version_id".to_owned()),
+                (
+                    "Invalid version_stage".to_owned(),
+                    "version_stage".to_owned()
+                ),
+                (
+                    "Conflicting version settings".to_owned(),
+                    "version_stage".to_owned()
+                ),
+            ]
+        );
+        assert_eq!(v(None, Some(" id "), None).pin(), Pin::Id("id".into()));
+        assert_eq!(
+            v(None, None, Some("AWSPREVIOUS")).pin(),
+            Pin::Stage("AWSPREVIOUS".into())
+        );
+        assert_eq!(v(None, None, None).pin(), Pin::Latest);
+
+        // Against the store: Vault-only settings elsewhere, and each store's names.
+        let src = |path: &str, mount: Option<&str>, pin: Pin| {
+            Source::new(path, mount, pin, None).unwrap()
+        };
+        let fits = |s: Source, k: StoreKind| {
+            s.for_store(k)
+                .map(|s| s.at.mount)
+                .map_err(|d| d.into_iter().map(|p| p.summary).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            fits(src("g/p", None, Pin::Latest), StoreKind::AwsSecretsManager),
+            Ok(String::new())
+        );
+        assert_eq!(
+            fits(src("g/p", None, Pin::Latest), StoreKind::Vault),
+            Ok("secret".into())
+        );
+        assert_eq!(
+            fits(
+                src("g/p", Some("kv"), Pin::Number(2)),
+                StoreKind::AzureKeyVault
+            ),
+            Err(vec![
+                "`mount` does not apply to Azure Key Vault".to_owned(),
+                "`version` does not apply to Azure Key Vault".to_owned(),
+                "Invalid secret name".to_owned(),
+            ])
+        );
+        assert_eq!(
+            fits(
+                src("g", None, Pin::Stage("AWSCURRENT".into())),
+                StoreKind::Vault
+            ),
+            Err(vec!["`version_stage` does not apply to Vault".to_owned()])
+        );
+        assert_eq!(
+            fits(
+                src(
+                    "arn:aws:secretsmanager:eu-west-1:1:secret:g-AbCdEf",
+                    None,
+                    Pin::Id("x".into())
+                ),
+                StoreKind::AwsSecretsManager
+            ),
+            Ok(String::new())
+        );
+        assert_eq!(
+            fits(src("g p", None, Pin::Latest), StoreKind::AwsSecretsManager),
+            Err(vec!["Invalid secret name".to_owned()])
+        );
+    }
+
+    #[test]
     fn sources_refuse_dot_segments_and_resolve_the_placeholder() {
         for (path, mount) in [
             ("../../secret/data/other/app", None),
@@ -1025,7 +1143,14 @@ mod tests {
         assert_eq!(s.config_path, "/g/{environment}/p/");
         let d = Source::new("g/{environment}", None, Pin::Latest, None).unwrap_err();
         assert_eq!(d[0].summary, "No environment for the path");
-        let d = validate_source(Some("a/{region}"), Some("/"), Some(0));
+        let d = validate_source(
+            Some("a/{region}"),
+            Some("/"),
+            VersionSettings {
+                version: Some(0),
+                ..VersionSettings::default()
+            },
+        );
         let at: Vec<String> = d
             .iter()
             .map(|p| p.field.as_ref().unwrap().to_string())

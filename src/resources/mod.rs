@@ -84,45 +84,30 @@ pub(crate) fn block_of(words: &Words) -> Block {
     )
 }
 
-/// Checks `mount`, `path` and `version` as far as they are known.
+/// The version settings of a configuration (a `version` that is not a whole number counts
+/// as unset here; [`validate_source`] reports it).
+fn versions(config: &Config) -> mint::VersionSettings<'_> {
+    mint::VersionSettings {
+        version: config.int(VERSION).ok().flatten(),
+        id: config.get(VERSION_ID).as_str(),
+        stage: config.get(VERSION_STAGE).as_str(),
+    }
+}
+
+/// Checks `mount`, `path` and the version settings as far as they are known.
 fn validate_source(config: &Config) -> Diagnostics {
     let mut d = Diagnostics::new();
-    let version = match config.int(VERSION) {
-        Err(e) => {
-            d.push(e);
-            None
-        }
-        Ok(v) => v,
-    };
+    if let Err(e) = config.int(VERSION) {
+        d.push(e);
+    }
     d.extend(
         mint::validate_source(
             config.get(PATH).as_str(),
             config.get(MOUNT).as_str(),
-            version,
+            versions(config),
         )
         .into(),
     );
-    d.extend(
-        mint::validate_pins(
-            None,
-            config.get(VERSION_ID).as_str(),
-            config.get(VERSION_STAGE).as_str(),
-        )
-        .into(),
-    );
-    if version.is_some() {
-        d.extend(
-            mint::validate_pins(
-                version.filter(|v| *v >= 1),
-                config.get(VERSION_ID).as_str(),
-                config.get(VERSION_STAGE).as_str(),
-            )
-            .into_iter()
-            .filter(|p| p.summary.starts_with("Conflicting"))
-            .collect::<Vec<_>>()
-            .into(),
-        );
-    }
     d
 }
 
@@ -146,11 +131,7 @@ fn source(config: &Config, ctx: &Context) -> Result<Source, Diagnostics> {
     Source::new(
         config.get(PATH).as_str().unwrap_or_default(),
         config.get(MOUNT).as_str(),
-        mint::pin_of(
-            config.int(VERSION).map_err(Diagnostics::from)?,
-            config.get(VERSION_ID).as_str(),
-            config.get(VERSION_STAGE).as_str(),
-        ),
+        versions(config).pin(),
         ctx.core.environment.as_deref(),
     )
     .and_then(|src| src.for_store(ctx.core.store.store_kind()))
