@@ -771,6 +771,28 @@ fn exec_reads_credentials_from_aws_secrets_manager() {
         "{}",
         text(&out)
     );
+
+    // No region anywhere: said before any call, at the block.
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("  region = \"us-east-1\"\n}", "}"),
+    )
+    .unwrap();
+    let out = common::clean_command(bin(), dir.path())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .arg("check")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(69), "{}", text(&out));
+    assert!(
+        text(&out).contains("No AWS region")
+            && text(&out).contains("line 2, attribute `aws_secretsmanager.region`")
+            && text(&out).contains("AWS_REGION"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]

@@ -306,6 +306,12 @@ fn throttling_is_retried_and_access_denied_names_the_permission() {
     );
     assert_eq!(proxy.pending_faults(), 0);
 
+    // A 503 is retried too.
+    proxy.clear();
+    proxy.fail_next_for("GetSecretValue", 1, 503);
+    wd.plan().assert_ok();
+    assert_eq!(proxy.count("GetSecretValue"), 2, "one 503, one served");
+
     // Retries are bounded by max_retries; what is left is named as throttling.
     proxy.clear();
     proxy.throttle_next_for("GetSecretValue", 10);
@@ -330,7 +336,7 @@ fn throttling_is_retried_and_access_denied_names_the_permission() {
         1,
         "access denied is not retried"
     );
-    assert_eq!(w.standin.tokens_issued(&w.client_id), 1);
+    assert_eq!(w.standin.tokens_issued(&w.client_id), 2);
 }
 
 #[test]

@@ -292,6 +292,15 @@ fn access_errors_throttling_and_the_tag_guard_are_explained() {
     w.azure.throttle_next(2);
     wd.plan().assert_ok();
     assert_eq!(w.azure.throttled(), 2);
+    // A 503 is retried too: the read is asked for twice.
+    let reads = w.azure.reads(&w.name);
+    w.azure.fail_next(1, 503);
+    wd.plan().assert_ok();
+    assert_eq!(
+        w.azure.reads(&w.name),
+        reads + 1,
+        "one read served after the 503"
+    );
 
     // Not found, and no role on the vault.
     wd.file("main.tf", &w.config(&w.store(""), "no-such-secret", ""));
@@ -311,7 +320,7 @@ fn access_errors_throttling_and_the_tag_guard_are_explained() {
         "{}",
         run.output()
     );
-    assert_eq!(w.genesys.tokens_issued(&w.client_id), 1);
+    assert_eq!(w.genesys.tokens_issued(&w.client_id), 2);
 }
 
 #[test]
