@@ -19,10 +19,6 @@ struct AwsWorld {
     org_id: String,
 }
 
-fn credential(client_id: &str, client_secret: &str) -> String {
-    json!({"client_id": client_id, "client_secret": client_secret}).to_string()
-}
-
 impl AwsWorld {
     fn new(tags: &[(&str, &str)]) -> AwsWorld {
         aws::require_moto();
@@ -33,7 +29,7 @@ impl AwsWorld {
         let org_id = format!("org-{}", fastrand::u32(..));
         standin.add_client(&client_id, &client_secret, &org_id);
         let name = aws::unique_name("genesys/prod/pipeline");
-        moto.create_secret(&name, &credential(&client_id, &client_secret), tags);
+        moto.create_secret(&name, &genesys_credential(&client_id, &client_secret), tags);
         AwsWorld {
             moto,
             standin,
@@ -60,24 +56,17 @@ impl AwsWorld {
     /// A configuration: `store` inside the provider block, a Genesys token at this secret
     /// with `extra` lines, used by the consumer.
     fn config(&self, store: &str, extra: &str) -> String {
-        format!(
-            "terraform {{\n  required_providers {{\n    ccsecrets = {{ source = \"ccsecrets/ccsecrets\" }}\n    genesyscloud = {{ source = \"mypurecloud/genesyscloud\" }}\n  }}\n}}\n\
-             provider \"ccsecrets\" {{\n{store}\n}}\n\n\
-             ephemeral \"ccsecrets_genesys_token\" \"t\" {{\n  path      = {path}\n  region    = \"us-east-1\"\n  login_url = {u}\n  api_url   = {u}\n{extra}\n}}\n\n\
-             provider \"genesyscloud\" {{\n  access_token = ephemeral.ccsecrets_genesys_token.t.access_token\n  aws_region   = ephemeral.ccsecrets_genesys_token.t.region\n}}\n\n\
-             data \"genesyscloud_organizations_me\" \"current\" {{}}\n",
-            path = q(&self.name),
-            u = q(self.standin.url())
-        )
+        genesys_consumer_config(store, &self.name, self.standin.url(), extra)
     }
 
     /// Rotates to a credential Genesys refuses: `AWSCURRENT` moves to it, `AWSPREVIOUS` to the
     /// good one. Returns (good version, bad version).
     fn rotate_to_bad(&self) -> (String, String) {
         let good = self.current_version();
-        let bad = self
-            .moto
-            .put_secret_value(&self.name, &credential(&self.client_id, "not-the-secret"));
+        let bad = self.moto.put_secret_value(
+            &self.name,
+            &genesys_credential(&self.client_id, "not-the-secret"),
+        );
         (good, bad)
     }
 

@@ -23,10 +23,6 @@ struct AzureWorld {
     org_id: String,
 }
 
-fn credential(client_id: &str, client_secret: &str) -> String {
-    json!({"client_id": client_id, "client_secret": client_secret}).to_string()
-}
-
 impl AzureWorld {
     fn new(tags: &[(&str, &str)]) -> AzureWorld {
         let app_id = format!(
@@ -42,7 +38,7 @@ impl AzureWorld {
         let org_id = format!("org-{}", fastrand::u32(..));
         genesys.add_client(&client_id, &client_secret, &org_id);
         let name = "genesys-prod-pipeline".to_owned();
-        azure.set_secret(&name, &credential(&client_id, &client_secret), tags);
+        azure.set_secret(&name, &genesys_credential(&client_id, &client_secret), tags);
         AzureWorld {
             azure,
             genesys,
@@ -86,15 +82,7 @@ impl AzureWorld {
     /// A configuration: `settings` inside the provider block, a Genesys token at `path` with
     /// `extra` lines, used by the consumer.
     fn config(&self, settings: &str, path: &str, extra: &str) -> String {
-        format!(
-            "terraform {{\n  required_providers {{\n    ccsecrets = {{ source = \"ccsecrets/ccsecrets\" }}\n    genesyscloud = {{ source = \"mypurecloud/genesyscloud\" }}\n  }}\n}}\n\
-             provider \"ccsecrets\" {{\n{settings}\n}}\n\n\
-             ephemeral \"ccsecrets_genesys_token\" \"t\" {{\n  path      = {path}\n  region    = \"us-east-1\"\n  login_url = {u}\n  api_url   = {u}\n{extra}\n}}\n\n\
-             provider \"genesyscloud\" {{\n  access_token = ephemeral.ccsecrets_genesys_token.t.access_token\n  aws_region   = ephemeral.ccsecrets_genesys_token.t.region\n}}\n\n\
-             data \"genesyscloud_organizations_me\" \"current\" {{}}\n",
-            path = q(path),
-            u = q(self.genesys.url())
-        )
+        genesys_consumer_config(settings, path, self.genesys.url(), extra)
     }
 
     fn simple(&self, extra: &str) -> String {
@@ -166,17 +154,23 @@ fn key_vault_credentials_mint_a_token_that_reaches_the_consumer_and_nothing_leak
 fn a_rejected_current_version_falls_back_to_the_newest_older_enabled_unexpired_one() {
     let w = AzureWorld::new(&[]);
     let good = w.azure.versions(&w.name)[0].clone();
-    let expired = w
-        .azure
-        .set_secret(&w.name, &credential(&w.client_id, &w.client_secret), &[]);
+    let expired = w.azure.set_secret(
+        &w.name,
+        &genesys_credential(&w.client_id, &w.client_secret),
+        &[],
+    );
     w.azure.set_expiry(&w.name, &expired, 1_600_000_000);
-    let disabled = w
-        .azure
-        .set_secret(&w.name, &credential(&w.client_id, &w.client_secret), &[]);
+    let disabled = w.azure.set_secret(
+        &w.name,
+        &genesys_credential(&w.client_id, &w.client_secret),
+        &[],
+    );
     w.azure.set_enabled(&w.name, &disabled, false);
-    let bad = w
-        .azure
-        .set_secret(&w.name, &credential(&w.client_id, "not-the-secret"), &[]);
+    let bad = w.azure.set_secret(
+        &w.name,
+        &genesys_credential(&w.client_id, "not-the-secret"),
+        &[],
+    );
     let wd = w.workdir();
     wd.file("main.tf", &w.simple(""));
     let run = wd.plan();
@@ -329,7 +323,7 @@ fn the_metadata_data_source_shows_key_vault_versions_states_and_tags() {
     let first = w.azure.versions(&w.name)[0].clone();
     let second = w.azure.set_secret(
         &w.name,
-        &credential(&w.client_id, "rotated"),
+        &genesys_credential(&w.client_id, "rotated"),
         &[("team", "cc")],
     );
     w.azure.set_enabled(&w.name, &first, false);

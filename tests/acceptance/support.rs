@@ -105,6 +105,32 @@ pub fn with_provider_example(wd: &Workdir, bao: &OpenBao) {
 /// The `required_providers` a hand-written test configuration needs.
 pub const REQUIRED: &str = "terraform {\n  required_providers {\n    ccsecrets = { source = \"ccsecrets/ccsecrets\" }\n  }\n}\n";
 
+/// A Genesys credential as a store holds it outside Vault: one JSON object.
+pub fn genesys_credential(client_id: &str, client_secret: &str) -> String {
+    serde_json::json!({"client_id": client_id, "client_secret": client_secret}).to_string()
+}
+
+/// A whole configuration for a store other than the environment's Vault: `settings` inside
+/// `provider "ccsecrets"`, a Genesys token `t` at `path` (region us-east-1, endpoints at
+/// `standin_url`) with `extra` attribute lines, handed to the genesyscloud consumer, which
+/// reads the organization with it.
+pub fn genesys_consumer_config(
+    settings: &str,
+    path: &str,
+    standin_url: &str,
+    extra: &str,
+) -> String {
+    format!(
+        "terraform {{\n  required_providers {{\n    ccsecrets = {{ source = \"ccsecrets/ccsecrets\" }}\n    genesyscloud = {{ source = \"mypurecloud/genesyscloud\" }}\n  }}\n}}\n\
+         provider \"ccsecrets\" {{\n{settings}\n}}\n\n\
+         ephemeral \"ccsecrets_genesys_token\" \"t\" {{\n  path      = {path}\n  region    = \"us-east-1\"\n  login_url = {u}\n  api_url   = {u}\n{extra}\n}}\n\n\
+         provider \"genesyscloud\" {{\n  access_token = ephemeral.ccsecrets_genesys_token.t.access_token\n  aws_region   = ephemeral.ccsecrets_genesys_token.t.region\n}}\n\n\
+         data \"genesyscloud_organizations_me\" \"current\" {{}}\n",
+        path = q(path),
+        u = q(standin_url)
+    )
+}
+
 /// A random credential-looking string; the CXone-style ones end in "==" and hold "+" and "/"
 /// so that form encoding is exercised.
 pub fn secret_value(prefix: &str) -> String {
