@@ -21,8 +21,10 @@ provider "ccsecrets" {
 
 # A second configuration reads from Azure Key Vault. With no `credential` set, it signs in
 # with what the environment offers: AZURE_CLIENT_SECRET, else a federated token file
-# (AZURE_FEDERATED_TOKEN_FILE: GitHub Actions OIDC, AKS workload identity), else a managed
-# identity, else the signed-in Azure CLI. The identity needs the Key Vault Secrets User role.
+# (AZURE_FEDERATED_TOKEN_FILE: GitHub Actions OIDC, AKS workload identity), else the managed
+# identity that IDENTITY_ENDPOINT announces (App Service, Container Apps), else the signed-in
+# Azure CLI. On a VM, set credential = "managed_identity". The identity needs the Key Vault
+# Secrets User role.
 provider "ccsecrets" {
   alias       = "azure"
   environment = "prod"
