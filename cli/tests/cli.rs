@@ -150,6 +150,14 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// Panics with the whole output unless it contains every one of `wanted`.
+fn assert_says(out: &Output, wanted: &[&str]) {
+    let all = text(out);
+    for w in wanted {
+        assert!(all.contains(w), "no {w:?} in:\n{all}");
+    }
+}
+
 fn assert_no_secrets(output: &str, secrets: &[String]) {
     for s in secrets {
         assert!(
@@ -214,11 +222,7 @@ fn the_commands_exit_status_passes_through_and_tokens_are_revoked_anyway() {
     // A command that does not exist: 127, nothing left behind.
     let out = w.run(&["exec", "--", "no-such-command-here"]);
     assert_eq!(out.status.code(), Some(127), "{}", text(&out));
-    assert!(
-        text(&out).contains("Cannot run the command"),
-        "{}",
-        text(&out)
-    );
+    assert_says(&out, &["Cannot run the command"]);
     assert_eq!(w.genesys.live_tokens(&w.client_id), 0);
 }
 
@@ -432,18 +436,10 @@ fn token_prints_one_value_and_leaves_it_valid_and_revoke_ends_it() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "us-east-1\n");
     let out = w.run(&["token", "deploy"]);
     assert_eq!(out.status.code(), Some(78));
-    assert!(
-        text(&out).contains("Ambiguous block name"),
-        "{}",
-        text(&out)
-    );
+    assert_says(&out, &["Ambiguous block name"]);
     let out = w.run(&["token", "cxone_token.deploy", "--field", "nope"]);
     assert_eq!(out.status.code(), Some(78));
-    assert!(
-        text(&out).contains("has no attribute \"nope\""),
-        "{}",
-        text(&out)
-    );
+    assert_says(&out, &["has no attribute \"nope\""]);
     // Revoke from stdin, with the block's API URL.
     let mut c = w
         .cmd(&["revoke", "genesys_token.deploy"])
@@ -467,7 +463,12 @@ fn check_reads_keys_mints_nothing_and_names_what_is_missing() {
     w.write(&w.config());
     let out = w.run(&["check"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains("ok: genesys_token \"deploy\": secret/genesys/prod/pipeline version 1 has the keys it needs (client_id, client_secret)"), "{}", text(&out));
+    assert_says(
+        &out,
+        &[
+            "ok: genesys_token \"deploy\": secret/genesys/prod/pipeline version 1 has the keys it needs (client_id, client_secret)",
+        ],
+    );
     assert_eq!(w.genesys.token_requests(&w.client_id), 0, "minted nothing");
     assert!(w.cxone.issued_tokens().is_empty());
     assert_no_secrets(&text(&out), &w.secrets());
@@ -506,37 +507,22 @@ fn configuration_errors_name_file_line_and_attribute_and_start_nothing() {
     );
     let out = run(&w.config().replace("path   = \"cxone/", "pth   = \"cxone/"));
     assert_eq!(out.status.code(), Some(78));
-    assert!(
-        text(&out).contains("Error: Unsupported argument"),
-        "{}",
-        text(&out)
-    );
-    assert!(
-        text(&out).contains("on ccsecrets.hcl line 12"),
-        "{}",
-        text(&out)
-    );
+    assert_says(&out, &["Error: Unsupported argument"]);
+    assert_says(&out, &["on ccsecrets.hcl line 12"]);
     let out = run(&format!(
         "{}\ncxone_token \"other\" {{\n  path = \"x\"\n}}\n",
         w.config()
     ));
     assert_eq!(out.status.code(), Some(78));
-    assert!(
-        text(&out).contains(
-            "cxone_token \"deploy\" and cxone_token \"other\" both set CXONE_ACCESS_TOKEN"
-        ),
-        "{}",
-        text(&out)
+    assert_says(
+        &out,
+        &["cxone_token \"deploy\" and cxone_token \"other\" both set CXONE_ACCESS_TOKEN"],
     );
     let out = run(&w
         .config()
         .replace("environment = \"prod\"", "environment = \"..\""));
     assert_eq!(out.status.code(), Some(78));
-    assert!(
-        text(&out).contains("on ccsecrets.hcl line 1"),
-        "{}",
-        text(&out)
-    );
+    assert_says(&out, &["on ccsecrets.hcl line 1"]);
     assert!(!marker.exists(), "the command never started");
     assert_eq!(w.genesys.token_requests(&w.client_id), 0);
 }
@@ -556,11 +542,7 @@ fn vault_down_and_rejected_credentials_fail_before_the_command() {
     );
     let out = w.run(&["exec", "--", "touch", marker.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(69), "{}", text(&out));
-    assert!(
-        text(&out).contains("Error: Cannot reach Vault"),
-        "{}",
-        text(&out)
-    );
+    assert_says(&out, &["Error: Cannot reach Vault"]);
     w.write(&w.config());
     w.genesys
         .push_fault(genesys::route::TOKEN, genesys::invalid_client());
@@ -569,16 +551,8 @@ fn vault_down_and_rejected_credentials_fail_before_the_command() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(69), "{}", text(&out));
-    assert!(
-        text(&out).contains("Error: Genesys Cloud rejected the credentials"),
-        "{}",
-        text(&out)
-    );
-    assert!(
-        text(&out).contains("in genesys_token \"deploy\", attribute `path`"),
-        "{}",
-        text(&out)
-    );
+    assert_says(&out, &["Error: Genesys Cloud rejected the credentials"]);
+    assert_says(&out, &["in genesys_token \"deploy\", attribute `path`"]);
     assert!(!marker.exists());
     assert_no_secrets(&text(&out), &w.secrets());
     // A fault on the second block: the first block's token is revoked before exiting.
@@ -610,16 +584,8 @@ fn shorthand_flags_need_no_file() {
         .unwrap();
     // The secret has no region and the shorthand sets none: the error says so, nothing runs.
     assert_eq!(out.status.code(), Some(69), "{}", text(&out));
-    assert!(
-        text(&out).contains("No Genesys Cloud region"),
-        "{}",
-        text(&out)
-    );
-    assert!(
-        text(&out).contains("on --genesys genesys/prod/pipeline"),
-        "{}",
-        text(&out)
-    );
+    assert_says(&out, &["No Genesys Cloud region"]);
+    assert_says(&out, &["on --genesys genesys/prod/pipeline"]);
 }
 
 /// The stand-in genesyscloud provider, built from the testkit.
@@ -726,7 +692,7 @@ fn exec_reads_credentials_from_aws_secrets_manager() {
     }
     let out = cmd.arg("check").output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains("AWSCURRENT"), "{}", text(&out));
+    assert_says(&out, &["AWSCURRENT"]);
     std::fs::write(
         &config,
         std::fs::read_to_string(&config).unwrap().replace(
@@ -741,11 +707,9 @@ fn exec_reads_credentials_from_aws_secrets_manager() {
     }
     let out = cmd.arg("check").output().unwrap();
     assert_eq!(out.status.code(), Some(78), "{}", text(&out));
-    assert!(
-        text(&out).contains("line 7")
-            && text(&out).contains("`mount` does not apply to AWS Secrets Manager"),
-        "{}",
-        text(&out)
+    assert_says(
+        &out,
+        &["line 7", "`mount` does not apply to AWS Secrets Manager"],
     );
     assert_no_secrets(&text(&out), &[client_secret]);
 
@@ -764,12 +728,13 @@ fn exec_reads_credentials_from_aws_secrets_manager() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(69), "{}", text(&out));
-    assert!(
-        text(&out).contains("No AWS credentials")
-            && text(&out).contains("ccsecrets.hcl line 2, block `aws_secretsmanager`")
-            && text(&out).contains("AWS_PROFILE"),
-        "{}",
-        text(&out)
+    assert_says(
+        &out,
+        &[
+            "No AWS credentials",
+            "ccsecrets.hcl line 2, block `aws_secretsmanager`",
+            "AWS_PROFILE",
+        ],
     );
 
     // No region anywhere: said before any call, at the block.
@@ -786,12 +751,13 @@ fn exec_reads_credentials_from_aws_secrets_manager() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(69), "{}", text(&out));
-    assert!(
-        text(&out).contains("No AWS region")
-            && text(&out).contains("line 2, attribute `aws_secretsmanager.region`")
-            && text(&out).contains("AWS_REGION"),
-        "{}",
-        text(&out)
+    assert_says(
+        &out,
+        &[
+            "No AWS region",
+            "line 2, attribute `aws_secretsmanager.region`",
+            "AWS_REGION",
+        ],
     );
 }
 
