@@ -11,7 +11,9 @@ use tokio::sync::Mutex;
 use url::Url;
 use zeroize::Zeroizing;
 
-use super::{Reply, VaultError, VaultSettings, error_message, json_body, token_header};
+use super::{
+    Reply, VaultError, VaultSettings, error_message, error_message_without, json_body, token_header,
+};
 use crate::net::{self, Attempt, Budget, RetryPolicy};
 
 /// Where a login credential comes from. Files and variables are read at each login, so a
@@ -238,8 +240,9 @@ impl Inner {
         Ok((Reply { status, body }, after))
     }
 
-    pub(super) fn unavailable(&self, reply: &Reply) -> VaultError {
-        let message = error_message(&reply.body);
+    /// A 5xx or 429 reply as an error; `sent` is redacted from the server's words.
+    pub(super) fn unavailable(&self, reply: &Reply, sent: &[&str]) -> VaultError {
+        let message = error_message_without(&reply.body, sent);
         VaultError::Unavailable {
             address: self.address(),
             status: reply.status.as_u16(),
@@ -290,7 +293,8 @@ impl Inner {
 
     async fn login(&self, budget: &Budget) -> Result<Session, VaultError> {
         let method = self.auth.name();
-        let (mount, body) = match &self.auth {
+        // The login's credential, kept to redact it should the server echo it in an error.
+        let (mount, body, sent) = match &self.auth {
             AuthMethod::Token(_) => return Err(VaultError::NoToken),
             AuthMethod::AppRole {
                 mount,
@@ -302,7 +306,7 @@ impl Inner {
                     .map_err(|message| self.login_error(mount, message))?;
                 let body =
                     serde_json::json!({"role_id": role_id, "secret_id": secret_id.expose_secret()});
-                (mount, json_body(body))
+                (mount, json_body(body), secret_id)
             }
             AuthMethod::Jwt { mount, role, jwt } | AuthMethod::Kubernetes { mount, role, jwt } => {
                 let jwt = jwt
@@ -311,11 +315,13 @@ impl Inner {
                 (
                     mount,
                     json_body(serde_json::json!({"role": role, "jwt": jwt.expose_secret()})),
+                    jwt,
                 )
             }
         };
         let path = format!("auth/{}/login", mount.trim_matches('/'));
         let waiting_for = format!("Vault at {} (logging in with {method})", self.address());
+        let sent = &sent;
         let reply = net::retry(&self.retry, budget, &waiting_for, |_| {
             let body = body.clone();
             let path = path.as_str();
@@ -340,7 +346,7 @@ impl Inner {
                         if matches!(reply.status.as_u16(), 429 | 500 | 502..=504) =>
                     {
                         Attempt::Retry {
-                            error: self.unavailable(&reply),
+                            error: self.unavailable(&reply, &[sent.expose_secret()]),
                             after,
                         }
                     }
@@ -356,7 +362,7 @@ impl Inner {
                 format!(
                     "HTTP {}: {}",
                     reply.status.as_u16(),
-                    error_message(&reply.body)
+                    error_message_without(&reply.body, &[sent.expose_secret()])
                 ),
             ));
         }

@@ -147,6 +147,12 @@ struct ErrorBody {
 
 /// The first error message from a Vault error body, shortened; never the body itself.
 pub fn error_message(body: &[u8]) -> String {
+    error_message_without(body, &[])
+}
+
+/// [`error_message`], with any of `sent` (what the request carried, such as a login's
+/// secret_id or JWT) redacted should the server echo it.
+pub fn error_message_without(body: &[u8], sent: &[&str]) -> String {
     let msg = serde_json::from_slice::<ErrorBody>(body)
         .ok()
         .and_then(|b| b.errors.into_iter().find(|e| !e.trim().is_empty()))
@@ -162,7 +168,7 @@ pub fn error_message(body: &[u8]) -> String {
         }
         _ => msg,
     };
-    net::untrusted_text(&msg, &[], 300)
+    net::untrusted_text(&msg, sent, 300)
 }
 
 /// A response status and its body, which may hold secrets and is zeroed when dropped.
@@ -246,7 +252,7 @@ impl VaultClient {
                     },
                     Ok((reply, after)) => match reply.status.as_u16() {
                         429 | 412 | 500 | 502..=504 => Attempt::Retry {
-                            error: self.inner.unavailable(&reply),
+                            error: self.inner.unavailable(&reply, &[]),
                             after,
                         },
                         // A login token may have expired or been revoked behind our back: log in
@@ -452,6 +458,22 @@ mod tests {
             "genesys/prod/pipeline"
         );
         assert_eq!(encode_path("/a b/c?d/"), "a%20b/c%3Fd");
+    }
+
+    #[test]
+    fn a_login_credential_echoed_by_the_server_is_redacted() {
+        let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJjaSJ9.c2ln";
+        let body = format!(r#"{{"errors":["error validating token: {jwt} is not trusted"]}}"#);
+        let shown = error_message_without(body.as_bytes(), &[jwt]);
+        assert_eq!(shown, "error validating token: [redacted] is not trusted");
+        // URL-encoded echoes too (a secret_id with characters a form encodes).
+        let secret_id = "s3cr/et+id=";
+        let encoded: String = url::form_urlencoded::byte_serialize(secret_id.as_bytes()).collect();
+        let body = format!(r#"{{"errors":["invalid secret_id {encoded}"]}}"#);
+        assert_eq!(
+            error_message_without(body.as_bytes(), &[secret_id]),
+            "invalid secret_id [redacted]"
+        );
     }
 
     #[test]
