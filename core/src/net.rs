@@ -116,6 +116,31 @@ pub fn is_loopback_host(host: &url::Host<&str>) -> bool {
     }
 }
 
+/// True for the addresses the clouds serve instance credentials on over plain http, which
+/// cannot be routed off the host: IPv4 link-local (169.254.0.0/16: the AWS and Azure instance
+/// metadata services at 169.254.169.254, ECS at 169.254.170.2, EKS Pod Identity at
+/// 169.254.170.23) and AWS's IPv6 metadata addresses `fd00:ec2::254` and `fd00:ec2::23`.
+pub fn is_metadata_host(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Domain(_) => false,
+        url::Host::Ipv4(ip) => ip.is_link_local(),
+        url::Host::Ipv6(ip) => {
+            let s = ip.segments();
+            s[..7] == [0xfd00, 0x0ec2, 0, 0, 0, 0, 0] && matches!(s[7], 0x254 | 0x23)
+        }
+    }
+}
+
+/// Whether a request may go to `url`: https, or plain http to loopback or (for instance
+/// credentials) to a cloud metadata address.
+pub fn request_allowed(url: &Url) -> bool {
+    url.scheme() == "https"
+        || (url.scheme() == "http"
+            && url
+                .host()
+                .is_some_and(|h| is_loopback_host(&h) || is_metadata_host(&h)))
+}
+
 /// Parses a base URL (for Vault, a token endpoint or an API), enforcing https except to
 /// loopback hosts. The result has no trailing slash.
 pub fn base_url(raw: &str) -> Result<Url, UrlError> {
@@ -604,6 +629,31 @@ where
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[test]
+    fn plain_http_only_to_loopback_and_metadata_addresses() {
+        for ok in [
+            "https://secretsmanager.eu-west-1.amazonaws.com/",
+            "http://127.0.0.1:5000/",
+            "http://localhost:8200/",
+            "http://[::1]:80/",
+            "http://169.254.169.254/latest/api/token",
+            "http://169.254.170.2/v2/credentials/x",
+            "http://[fd00:ec2::254]/latest/api/token",
+            "http://[fd00:ec2::23]/v1/credentials",
+        ] {
+            assert!(request_allowed(&Url::parse(ok).unwrap()), "{ok}");
+        }
+        for refused in [
+            "http://secretsmanager.eu-west-1.amazonaws.com/",
+            "http://10.0.0.1/",
+            "http://[fd00:ec2::1]/",
+            "http://169.254.169.254.example.com/",
+            "ftp://127.0.0.1/",
+        ] {
+            assert!(!request_allowed(&Url::parse(refused).unwrap()), "{refused}");
+        }
+    }
 
     #[test]
     fn base_url_rules() {

@@ -663,6 +663,9 @@ pub enum AwsFault {
     /// HTTP 400 `AccessDeniedException` naming [`DENIED_PRINCIPAL`], the action and the
     /// `SecretId` (query protocol: HTTP 403 `AccessDenied`).
     Deny,
+    /// HTTP 200 with a 2 MiB body: what a misbehaving proxy or endpoint might send, which a
+    /// client must cut off at its size limit.
+    Oversize,
 }
 
 #[derive(Debug)]
@@ -858,6 +861,14 @@ fn fault_response(
     body: &[u8],
 ) -> Response {
     let (status, code, message) = match (fault, protocol) {
+        (AwsFault::Oversize, _) => {
+            let mut r = (StatusCode::OK, " ".repeat(2 << 20)).into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-amz-json-1.1"),
+            );
+            return r;
+        }
         (AwsFault::Throttle, Protocol::Json) => {
             (400, "ThrottlingException", "Rate exceeded".to_owned())
         }

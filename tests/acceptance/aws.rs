@@ -325,6 +325,14 @@ fn throttling_is_retried_and_access_denied_names_the_permission() {
         1,
         "access denied is not retried"
     );
+
+    // Every SDK request goes through ccsecrets's client: an answer over the 1 MiB limit is
+    // cut off and not retried.
+    proxy.clear();
+    proxy.inject(Some("GetSecretValue"), 1, aws::AwsFault::Oversize);
+    wd.plan()
+        .assert_fails_with(&["Answer from AWS too large", "1 MiB limit", "endpoint"]);
+    assert_eq!(proxy.count("GetSecretValue"), 1, "not retried");
     assert_eq!(w.standin.tokens_issued(&w.client_id), 2);
 }
 

@@ -20,6 +20,14 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::primitives::{DateTime, DateTimeFormat};
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::client::result::ConnectorError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::body::SdkBody;
 use secrecy::SecretString;
 use tokio::sync::OnceCell;
 
@@ -90,6 +98,91 @@ fn at_block(attr: &str) -> Field {
     Field::root("aws_secretsmanager").attr(attr)
 }
 
+/// The SDK's HTTP transport: this crate's client, with its limits and rules.
+#[derive(Debug, Clone)]
+struct Transport {
+    client: reqwest::Client,
+}
+
+impl HttpClient for Transport {
+    fn http_connector(
+        &self,
+        _settings: &HttpConnectorSettings,
+        _components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        // The client's own timeouts (timeout_seconds) apply; the SDK's attempt timeout is the
+        // same figure.
+        SharedHttpConnector::new(self.clone())
+    }
+}
+
+impl HttpConnector for Transport {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        HttpConnectorFuture::new(send(self.client.clone(), request))
+    }
+}
+
+fn refused(text: String) -> ConnectorError {
+    ConnectorError::user(text.into())
+}
+
+async fn send(
+    client: reqwest::Client,
+    request: HttpRequest,
+) -> Result<HttpResponse, ConnectorError> {
+    let url = url::Url::parse(request.uri()).map_err(|_| refused("invalid request URL".into()))?;
+    if !net::request_allowed(&url) {
+        return Err(refused(format!(
+            "refusing plain http to {} (https is required except to loopback)",
+            net::redact_url(url.as_str())
+        )));
+    }
+    let method = reqwest::Method::from_bytes(request.method().as_bytes())
+        .map_err(|_| refused("unsupported HTTP method".into()))?;
+    let Some(body) = request.body().bytes() else {
+        return Err(refused("streamed request bodies are not used".into()));
+    };
+    let mut req = client.request(method, url).body(body.to_vec());
+    for (name, value) in request.headers() {
+        // The connection sets these itself, to the same values (both are signed as such).
+        if !name.eq_ignore_ascii_case("host") && !name.eq_ignore_ascii_case("content-length") {
+            req = req.header(name, value);
+        }
+    }
+    let resp = req.send().await.map_err(|e| {
+        let text = net::describe_transport(&e).into();
+        if e.is_timeout() {
+            ConnectorError::timeout(text)
+        } else if e.is_connect() {
+            ConnectorError::io(text).never_connected()
+        } else {
+            ConnectorError::io(text)
+        }
+    })?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = net::read_body(resp, net::STORE_BODY_LIMIT)
+        .await
+        .map_err(|e| match e {
+            // Not retried: the same request would get the same answer.
+            net::BodyError::TooLarge { .. } => ConnectorError::other(e.to_string().into(), None),
+            net::BodyError::Transport(_) => ConnectorError::io(e.to_string().into()),
+        })?;
+    let status = status
+        .try_into()
+        .map_err(|_| ConnectorError::other("invalid HTTP status".into(), None))?;
+    let mut response = HttpResponse::new(status, SdkBody::from(body.to_vec()));
+    for (name, value) in &headers {
+        // A header the SDK cannot hold (not UTF-8) is dropped, never a panic.
+        if let Ok(value) = value.to_str() {
+            let _ = response
+                .headers_mut()
+                .try_append(name.as_str().to_owned(), value.to_owned());
+        }
+    }
+    Ok(response)
+}
+
 /// Loads the SDK configuration: region, credentials chain, optional role, endpoint.
 async fn connect(s: &AwsSettings) -> Result<(Client, String), Problem> {
     let timeouts = TimeoutConfig::builder()
@@ -97,7 +190,13 @@ async fn connect(s: &AwsSettings) -> Result<(Client, String), Problem> {
         .operation_attempt_timeout(s.timeout)
         .build();
     let retry = RetryConfig::standard().with_max_attempts(s.max_retries.saturating_add(1));
+    let client = net::http_client(&net::ClientOptions {
+        timeout: s.timeout,
+        ..net::ClientOptions::default()
+    })
+    .map_err(|e| Problem::error("Cannot set up the HTTP client", format!("{e}.")))?;
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(SharedHttpClient::new(Transport { client }))
         .timeout_config(timeouts)
         .retry_config(retry);
     if let Some(region) = &s.region {
@@ -213,6 +312,12 @@ fn explain<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::D
             SdkError::TimeoutError(_) => Problem::error(
                 "AWS Secrets Manager did not answer in time",
                 format!("{text}. Check connectivity to AWS, or raise `timeout_seconds`."),
+            ),
+            _ if text.contains("response body is larger than") => Problem::error(
+                "Answer from AWS too large",
+                format!(
+                    "{text}. A secret is at most 64 KiB, so this answer did not come from Secrets Manager as it should: check `endpoint` (or AWS_ENDPOINT_URL*) and any proxy in between."
+                ),
             ),
             _ if text.contains("credentials") || text.contains("credential provider") => {
                 Problem::error(
