@@ -106,8 +106,28 @@ genesys_token "app" {{
         p
     }
 
+    /// The configuration of [`World::write`] with `store` in place of the vault block and the
+    /// secret at `path`.
+    fn write_for_store(&self, store: &str, path: &str) -> PathBuf {
+        let cfg = self.write("");
+        let text = std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace(
+                &format!("vault {{\n  address = \"{}\"\n}}", self.bao.addr()),
+                store,
+            )
+            .replace("\"genesys/prod/runtime\"", &format!("{path:?}"));
+        std::fs::write(&cfg, text).unwrap();
+        cfg
+    }
+
     fn agent(&self, args: &[&str]) -> Child {
+        self.agent_with(args, &[])
+    }
+
+    fn agent_with(&self, args: &[&str], env: &[(&str, &str)]) -> Child {
         common::clean_command(bin(), self.dir.path())
+            .envs(env.iter().copied())
             .arg("agent")
             .args(args)
             .stdout(Stdio::piped())
@@ -411,15 +431,7 @@ fn the_agent_reads_from_aws_secrets_manager_like_from_vault() {
         &json!({"client_id": w.client_id, "client_secret": w.client_secret}).to_string(),
         &[],
     );
-    let cfg = w.write("");
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace(
-            &format!("vault {{\n  address = \"{}\"\n}}", w.bao.addr()),
-            "aws_secretsmanager {\n  region = \"us-east-1\"\n}",
-        )
-        .replace("\"genesys/prod/runtime\"", &format!("{name:?}"));
-    std::fs::write(&cfg, text).unwrap();
+    let cfg = w.write_for_store("aws_secretsmanager {\n  region = \"us-east-1\"\n}", &name);
     let mut cmd = common::clean_command(bin(), w.dir.path());
     for (k, v) in aws::static_credentials_env(&moto.endpoint()) {
         cmd.env(k, v);
@@ -442,4 +454,82 @@ fn the_agent_reads_from_aws_secrets_manager_like_from_vault() {
         !log.contains(&w.client_secret) && !log.contains(&token),
         "{log}"
     );
+}
+
+#[test]
+fn an_agent_on_azure_signs_in_afresh_when_the_vault_refuses_its_token() {
+    use ccsecrets_testkit::azure::AzureStandin;
+    let w = World::new(3);
+    let app_id = "0a0b0c0d-0000-4000-8000-0000000a6e17";
+    let app_secret: String = std::iter::repeat_with(fastrand::alphanumeric)
+        .take(32)
+        .collect();
+    let azure = AzureStandin::with_client(app_id, &app_secret);
+    azure.set_secret(
+        "genesys-prod-runtime",
+        &json!({"client_id": w.client_id, "client_secret": w.client_secret}).to_string(),
+        &[],
+    );
+    let cfg = w.write_for_store(
+        &format!(
+            "azure_keyvault {{\n  vault_url      = \"{}\"\n  authority_host = \"{}\"\n  ca_cert_file   = \"{}\"\n}}",
+            azure.vault_url(),
+            azure.authority_host(),
+            azure.ca_file().display()
+        ),
+        "genesys-prod-runtime",
+    );
+    let agent = w.agent_with(
+        &["--config", cfg.to_str().unwrap()],
+        &[
+            ("AZURE_TENANT_ID", azure.tenant()),
+            ("AZURE_CLIENT_ID", app_id),
+            ("AZURE_CLIENT_SECRET", &app_secret),
+        ],
+    );
+    wait_for("the first token", Duration::from_secs(10), || {
+        w.sink("token").exists()
+    });
+    // Entra ID's tokens live an hour, so the SDK would keep sending the one it has. The vault
+    // now refuses it (as after a revoked sign-in): the next refresh must sign in again.
+    let sign_ins = azure.token_requests(app_id);
+    assert_eq!(sign_ins, 1, "one sign-in so far");
+    azure.expire_tokens(app_id);
+    wait_for("a fresh sign-in", Duration::from_secs(10), || {
+        azure.token_requests(app_id) > sign_ins
+    });
+    // The refresh after it reads the store and marks it reachable, with no store error.
+    let first_after = std::fs::read_to_string(w.sink("token")).unwrap();
+    wait_for(
+        "a token minted after the sign-in",
+        Duration::from_secs(10),
+        || std::fs::read_to_string(w.sink("token")).is_ok_and(|t| t != first_after),
+    );
+    let (_, metrics) = w.http("/metrics");
+    assert_eq!(
+        metric(&metrics, "ccsecrets_store_reachable"),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        azure.token_requests(app_id),
+        2,
+        "one fresh sign-in, not one per read"
+    );
+    let token = std::fs::read_to_string(w.sink("token")).unwrap();
+    assert!(w.valid(&token));
+    let (status, log) = stop(agent, Duration::from_secs(5));
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(!log.contains("Azure Key Vault refused"), "{log}");
+    for secret in azure
+        .issued_tokens()
+        .iter()
+        .chain(w.genesys.issued_tokens().iter())
+        .chain([&app_secret, &w.client_secret])
+    {
+        assert!(
+            !log.contains(secret.as_str()),
+            "a secret in the log:\n{log}"
+        );
+    }
 }

@@ -10,6 +10,8 @@
 //! - **Entra ID** at [`AzureStandin::authority_host`], `https://127.0.0.1:<port>`: the token
 //!   endpoint `POST /{tenant}/oauth2/v2.0/token`, what `azure_identity` calls when
 //!   `AZURE_AUTHORITY_HOST` (or a custom cloud configuration's `authority_host`) is that URL.
+//!   The same host serves the App Service managed identity endpoint, `GET /msi/token`
+//!   ([`AzureStandin::identity_endpoint`]).
 //! - **Key Vault** at [`AzureStandin::vault_url`],
 //!   `https://ccsecrets-kv.vault.localhost:<port>`. The name is not in DNS: clients must map
 //!   [`AzureStandin::vault_host`] to [`AzureStandin::addr`] themselves (reqwest's
@@ -73,7 +75,7 @@ use crate::standin::{Fault, Faults, random_token, strict_form};
 
 /// Routes faults can be scripted on ([`AzureStandin::push_fault`]).
 pub mod route {
-    /// `POST /{tenant}/oauth2/v2.0/token` on the Entra host.
+    /// `POST /{tenant}/oauth2/v2.0/token` and the managed identity endpoint on the Entra host.
     pub const TOKEN: &str = "token";
     /// Every request to the Key Vault host.
     pub const VAULT: &str = "vault";
@@ -208,6 +210,10 @@ struct Inner {
     throttle_next: usize,
     fail_next: VecDeque<u16>,
     log: Vec<VaultRequest>,
+    /// The managed identities of "this resource" for the App Service identity endpoint:
+    /// the system-assigned one's client id, and the user-assigned ones'.
+    system_identity: Option<String>,
+    user_identities: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -217,6 +223,8 @@ struct Shared {
     vault_host: String,
     port: u16,
     tenant: String,
+    /// The secret of the App Service identity endpoint (`IDENTITY_HEADER`).
+    identity_header: String,
 }
 
 impl Shared {
@@ -280,11 +288,14 @@ impl AzureStandin {
                 throttle_next: 0,
                 fail_next: VecDeque::new(),
                 log: Vec::new(),
+                system_identity: None,
+                user_identities: Vec::new(),
             }),
             faults: Faults::default(),
             vault_host,
             port: addr.port(),
             tenant,
+            identity_header: random_token(32),
         });
         let app = axum::Router::new()
             .fallback(dispatch)
@@ -449,6 +460,102 @@ impl AzureStandin {
     /// Removes `client_id`'s role assignment.
     pub fn revoke_grant(&self, client_id: &str) {
         self.lock().grants.remove(client_id);
+    }
+
+    /// Gives "this resource" (what the App Service identity endpoint serves) a managed
+    /// identity of the default tenant with client id `client_id`: the system-assigned one, or
+    /// a user-assigned one (requested with `client_id=`). Grants nothing.
+    pub fn assign_managed_identity(&self, client_id: &str, system_assigned: bool) {
+        let tenant = self.tenant().to_owned();
+        let mut st = self.lock();
+        st.clients
+            .entry(client_id.to_owned())
+            .or_insert_with(|| Client {
+                tenant,
+                secret: None,
+                federated: Vec::new(),
+                object_id: guid(),
+            });
+        if system_assigned {
+            st.system_identity = Some(client_id.to_owned());
+        } else if !st.user_identities.iter().any(|c| c == client_id) {
+            st.user_identities.push(client_id.to_owned());
+        }
+    }
+
+    /// The App Service managed identity endpoint (`IDENTITY_ENDPOINT`): `GET /msi/token` on
+    /// the authority host, API version 2019-08-01.
+    pub fn identity_endpoint(&self) -> String {
+        format!("{}/msi/token", self.shared.authority())
+    }
+
+    /// The endpoint's secret (`IDENTITY_HEADER`), required in `X-IDENTITY-HEADER`.
+    pub fn identity_header(&self) -> &str {
+        &self.shared.identity_header
+    }
+
+    /// Writes an `az` program into a new directory (put it first on `PATH`) that stands in for
+    /// an Azure CLI signed in as `client_id` of the default tenant: `az account
+    /// get-access-token -o json --scope <scope> [--tenant <tenant>]` prints a token the vault
+    /// accepts, as the real CLI does (`accessToken`, `expiresOn`, `expires_on`, `tenant`,
+    /// `tokenType`); another scope or tenant fails on stderr with exit 1, as the CLI does
+    /// with an `AADSTS` error. [`AzureStandin::azure_cli_runs`] counts the tokens handed out.
+    pub fn azure_cli(&self, client_id: &str) -> tempfile::TempDir {
+        let dir = tempfile::Builder::new()
+            .prefix("ccsecrets-az")
+            .tempdir()
+            .expect("tempdir for az");
+        let (token, lifetime) = issue(&self.shared, client_id, false);
+        let expires = now().saturating_add(i64::try_from(lifetime).unwrap_or(i64::MAX));
+        let output = json!({
+            "accessToken": token,
+            "expiresOn": utc_iso(expires).replace('T', " ").trim_end_matches('Z'),
+            "expires_on": expires,
+            "subscription": guid(),
+            "tenant": self.tenant(),
+            "tokenType": "Bearer",
+        });
+        let tenant = self.tenant();
+        let script = format!(
+            r#"#!/bin/sh
+# Stand-in of the Azure CLI, signed in to tenant {tenant}.
+[ "$1 $2" = "account get-access-token" ] || {{ echo "ERROR: the stand-in az only runs 'account get-access-token'" >&2; exit 2; }}
+shift 2
+scope=""; tenant="{tenant}"; json=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -o|--output) [ "$2" = json ] && json=1; shift 2 ;;
+    --scope) scope="$2"; shift 2 ;;
+    --resource) scope="$2/.default"; shift 2 ;;
+    --tenant|-t) tenant="$2"; shift 2 ;;
+    *) echo "ERROR: unrecognized arguments: $1" >&2; exit 2 ;;
+  esac
+done
+[ -n "$json" ] || {{ echo "ERROR: the stand-in az needs -o json" >&2; exit 2; }}
+[ "$tenant" = "{tenant}" ] || {{ echo "ERROR: AADSTS90002: Tenant '$tenant' not found. Run 'az login --tenant $tenant'." >&2; exit 1; }}
+[ "$scope" = "{SCOPE}" ] || {{ echo "ERROR: AADSTS500011: The resource principal named ${{scope%/.default}} was not found in the tenant named {tenant}." >&2; exit 1; }}
+echo 1 >> "$0.runs"
+cat <<'JSON'
+{output}
+JSON
+"#
+        );
+        let path = dir.path().join("az");
+        std::fs::write(&path, script).expect("write az");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                .expect("chmod az");
+        }
+        dir
+    }
+
+    /// How often the stand-in `az` in `dir` handed out its token.
+    pub fn azure_cli_runs(dir: &std::path::Path) -> usize {
+        std::fs::read_to_string(dir.join("az.runs"))
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
     }
 
     /// Sets the lifetime (`expires_in`) of tokens minted from now on. Note the SDK refreshes a
@@ -790,6 +897,9 @@ async fn entra(
     body: &[u8],
 ) -> Response {
     let path = uri.path().trim_start_matches('/');
+    if path == "msi/token" {
+        return managed_identity(s, method, uri, headers).await;
+    }
     let tenant = match path.split('/').collect::<Vec<_>>().as_slice() {
         [t, "oauth2", "v2.0", "token"] if !t.is_empty() => (*t).to_owned(),
         _ => {
@@ -800,7 +910,7 @@ async fn entra(
             };
             return json_response(
                 StatusCode::NOT_FOUND,
-                &json!({"error": "not_found", "error_description": format!("The stand-in's authority host serves only POST /{{tenant}}/oauth2/v2.0/token.{hint}")}),
+                &json!({"error": "not_found", "error_description": format!("The stand-in's authority host serves only POST /{{tenant}}/oauth2/v2.0/token and GET /msi/token.{hint}")}),
             );
         }
     };
@@ -983,7 +1093,35 @@ async fn entra(
             ),
         };
     }
+    let (access, lifetime) = issue_in(s, &tenant, &client_id, federated);
+    let mut r = json_response(
+        StatusCode::OK,
+        &json!({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": access}),
+    );
+    no_store(&mut r);
+    r
+}
+
+/// Mints an access token for Key Vault to `client_id` (a registered client) as Entra ID does,
+/// and records it; returns it with its lifetime in seconds.
+fn issue(s: &Shared, client_id: &str, federated: bool) -> (String, u64) {
+    let tenant = s
+        .lock()
+        .clients
+        .get(client_id)
+        .map(|c| c.tenant.clone())
+        .expect("a registered client");
+    issue_in(s, &tenant, client_id, federated)
+}
+
+/// [`issue`], with the issuer naming `tenant` as the request did.
+fn issue_in(s: &Shared, tenant: &str, client_id: &str, federated: bool) -> (String, u64) {
     let mut st = s.lock();
+    let client = st
+        .clients
+        .get(client_id)
+        .cloned()
+        .expect("a registered client");
     let lifetime = st.lifetime;
     let now = now();
     let iss = format!("https://sts.windows.net/{tenant}/");
@@ -1006,18 +1144,87 @@ async fn entra(
         access.clone(),
         Issued {
             tenant: client.tenant.clone(),
-            client_id,
+            client_id: client_id.to_owned(),
             object_id: client.object_id,
             expires: Instant::now() + Duration::from_secs(lifetime),
         },
     );
-    drop(st);
-    let mut r = json_response(
+    (access, lifetime)
+}
+
+/// The App Service managed identity endpoint (API version 2019-08-01), as Microsoft documents
+/// it: `GET ?api-version=2019-08-01&resource=<resource>[&client_id=<id>]` with the
+/// `X-IDENTITY-HEADER` secret; the answer has `access_token`, `expires_on` (unix seconds, as a
+/// string), `resource`, `token_type` and `client_id`. The error statuses follow what the SDK
+/// expects: 400 for an identity not assigned to the resource, 401 for a missing or wrong
+/// secret header (error bodies here are the stand-in's own wording).
+async fn managed_identity(s: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap) -> Response {
+    let query = query_pairs(uri);
+    let requested = query.get("client_id").cloned();
+    let identity = {
+        let st = s.lock();
+        match &requested {
+            Some(id) => st.user_identities.iter().find(|c| *c == id).cloned(),
+            None => st.system_identity.clone(),
+        }
+    };
+    if let Some(id) = requested.as_ref().or(identity.as_ref()) {
+        *s.lock().token_requests.entry(id.clone()).or_default() += 1;
+    }
+    if let Some(r) = s.faults.apply(route::TOKEN).await {
+        return r;
+    }
+    let error = |status: StatusCode, message: String| {
+        json_response(
+            status,
+            &json!({"statusCode": status.as_u16(), "message": message}),
+        )
+    };
+    if method != Method::GET {
+        return error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method} is not supported; use GET."),
+        );
+    }
+    let secret = headers
+        .get("x-identity-header")
+        .and_then(|v| v.to_str().ok());
+    if secret != Some(s.identity_header.as_str()) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "The X-IDENTITY-HEADER header is missing or wrong.".to_owned(),
+        );
+    }
+    if query.get("api-version").map(String::as_str) != Some("2019-08-01") {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "The api-version must be 2019-08-01.".to_owned(),
+        );
+    }
+    if query.get("resource").map(|r| r.trim_end_matches('/')) != Some(RESOURCE) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("The resource must be {RESOURCE}."),
+        );
+    }
+    let Some(client_id) = identity else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "No managed identity found for the requested identity.".to_owned(),
+        );
+    };
+    let (access, lifetime) = issue(s, &client_id, false);
+    let expires = now().saturating_add(i64::try_from(lifetime).unwrap_or(i64::MAX));
+    json_response(
         StatusCode::OK,
-        &json!({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": access}),
-    );
-    no_store(&mut r);
-    r
+        &json!({
+            "access_token": access,
+            "expires_on": expires.to_string(),
+            "resource": RESOURCE,
+            "token_type": "Bearer",
+            "client_id": client_id,
+        }),
+    )
 }
 
 /// Checks a federated assertion's claims against `client`'s federated identity credentials.
@@ -2053,6 +2260,128 @@ mod tests {
         let (status, _) = form(std::fs::read_to_string(path).unwrap().trim());
         assert_eq!(status, 200);
         assert_eq!(kv.token_requests("wi-app"), 6);
+    }
+
+    #[test]
+    fn the_managed_identity_endpoint_needs_its_header_and_an_assigned_identity() {
+        let kv = AzureStandin::start();
+        let http = http(&kv);
+        kv.assign_managed_identity("mi-system", true);
+        kv.assign_managed_identity("mi-user", false);
+        kv.grant_secrets_user("mi-system");
+        kv.set_secret("genesys-prod", r#"{"client_id":"a"}"#, &[]);
+        let ask = |query: &str, header: Option<&str>| {
+            let mut req = http.get(format!("{}?{query}", kv.identity_endpoint()));
+            if let Some(h) = header {
+                req = req.header("X-IDENTITY-HEADER", h);
+            }
+            let r = req.send().unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<Value>().unwrap_or(Value::Null),
+            )
+        };
+        let good = format!("api-version=2019-08-01&resource={RESOURCE}");
+        let secret = kv.identity_header().to_owned();
+        assert_eq!(ask(&good, None).0, 401, "the header is required");
+        assert_eq!(ask(&good, Some("wrong")).0, 401);
+        assert_eq!(
+            ask(
+                &format!("api-version=2017-09-01&resource={RESOURCE}"),
+                Some(&secret)
+            )
+            .0,
+            400
+        );
+        assert_eq!(
+            ask(
+                "api-version=2019-08-01&resource=https://management.azure.com/",
+                Some(&secret)
+            )
+            .0,
+            400
+        );
+        assert_eq!(
+            ask(&format!("{good}&client_id=mi-unknown"), Some(&secret)).0,
+            400,
+            "an identity not assigned to the resource"
+        );
+        let (status, body) = ask(&good, Some(&secret));
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["client_id"], "mi-system");
+        assert_eq!(body["resource"], RESOURCE);
+        assert_eq!(body["token_type"], "Bearer");
+        let expires: i64 = body["expires_on"].as_str().unwrap().parse().unwrap();
+        assert!(expires > now());
+        let system_token = body["access_token"].as_str().unwrap().to_owned();
+        let (status, _, _) = get(
+            &http,
+            &url(&kv, "/secrets/genesys-prod"),
+            Some(&system_token),
+        );
+        assert_eq!(status, 200, "the system identity holds the role");
+        let (status, body) = ask(&format!("{good}&client_id=mi-user"), Some(&secret));
+        assert_eq!(status, 200, "{body}");
+        let user_token = body["access_token"].as_str().unwrap().to_owned();
+        let (status, _, _) = get(&http, &url(&kv, "/secrets/genesys-prod"), Some(&user_token));
+        assert_eq!(status, 403, "the user-assigned identity has no role");
+        assert_eq!(
+            kv.token_requests("mi-system"),
+            5,
+            "failed requests count too"
+        );
+        assert_eq!(kv.token_requests("mi-unknown"), 1);
+    }
+
+    #[test]
+    fn the_stand_in_az_hands_out_a_token_the_vault_accepts() {
+        let kv = AzureStandin::with_client("app-1", "pw");
+        let http = http(&kv);
+        kv.set_secret("genesys-prod", r#"{"client_id":"a"}"#, &[]);
+        let az = kv.azure_cli("app-1");
+        let run = |args: &[&str]| {
+            std::process::Command::new(az.path().join("az"))
+                .args(args)
+                .output()
+                .unwrap()
+        };
+        let out = run(&[
+            "account",
+            "get-access-token",
+            "-o",
+            "json",
+            "--scope",
+            SCOPE,
+        ]);
+        assert!(out.status.success());
+        let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let token = body["accessToken"].as_str().unwrap();
+        assert!(body["expires_on"].as_i64().unwrap() > now());
+        let (status, _, _) = get(&http, &url(&kv, "/secrets/genesys-prod"), Some(token));
+        assert_eq!(status, 200);
+        let out = run(&[
+            "account",
+            "get-access-token",
+            "-o",
+            "json",
+            "--scope",
+            "https://management.azure.com/.default",
+        ]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("AADSTS500011"));
+        let out = run(&[
+            "account",
+            "get-access-token",
+            "-o",
+            "json",
+            "--scope",
+            SCOPE,
+            "--tenant",
+            "other",
+        ]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("AADSTS90002"));
+        assert_eq!(AzureStandin::azure_cli_runs(az.path()), 1);
     }
 
     #[test]

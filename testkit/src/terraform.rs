@@ -168,7 +168,19 @@ pub struct Workdir {
 }
 
 /// Environment variables never inherited from the caller: they could change what a test sees.
-const SCRUBBED_PREFIXES: [&str; 5] = ["TF_", "VAULT_", "BAO_", "CCSECRETS_", "GENESYSCLOUD_"];
+/// Variables of the test runner's own environment that never reach Terraform: a developer's
+/// cloud sign-in must not change what a test does.
+const SCRUBBED_PREFIXES: [&str; 9] = [
+    "TF_",
+    "VAULT_",
+    "BAO_",
+    "CCSECRETS_",
+    "GENESYSCLOUD_",
+    "AWS_",
+    "AZURE_",
+    "IDENTITY_",
+    "MSI_",
+];
 
 impl Workdir {
     /// A working directory where each `(source address, binary)` provider is served by

@@ -1,7 +1,7 @@
 //! Azure Key Vault as the store, end to end: real Terraform and the official Azure SDK for
 //! Rust against the test kit's stand-in of Key Vault and Microsoft Entra ID (TLS with a
-//! throwaway CA, the bearer challenge, api-version, paging, RBAC, throttling), and the
-//! Genesys stand-in.
+//! throwaway CA, the bearer challenge, api-version, paging, RBAC, throttling, the App Service
+//! managed identity endpoint), a stand-in `az` for Azure CLI sign-in, and the Genesys stand-in.
 
 use ccsecrets_testkit::azure::AzureStandin;
 use ccsecrets_testkit::genesys::GenesysStandin;
@@ -262,6 +262,83 @@ fn workload_identity_signs_in_with_a_federated_token_file() {
     wd.env("AZURE_FEDERATED_TOKEN_FILE", &wrong.display().to_string());
     wd.plan()
         .assert_fails_with(&["Azure sign-in failed", "AADSTS70021"]);
+}
+
+#[test]
+fn a_managed_identity_and_the_azure_cli_sign_in_with_no_secret_configured() {
+    let w = AzureWorld::new(&[]);
+    let (system, user) = (
+        "5a5a5a5a-0000-4000-8000-0000000000a1",
+        "5a5a5a5a-0000-4000-8000-0000000000a2",
+    );
+    w.azure.assign_managed_identity(system, true);
+    w.azure.assign_managed_identity(user, false);
+    w.azure.grant_secrets_user(system);
+    w.azure.grant_secrets_user(user);
+    // App Service (or Container Apps, Functions): the platform sets IDENTITY_ENDPOINT and
+    // IDENTITY_HEADER, and with no client secret or token file the managed identity is chosen
+    // by itself. Its endpoint is https here only because the stand-in serves TLS.
+    let mut wd = w.workdir();
+    wd.unset("AZURE_CLIENT_SECRET")
+        .unset("AZURE_CLIENT_ID")
+        .env("IDENTITY_ENDPOINT", &w.azure.identity_endpoint())
+        .env("IDENTITY_HEADER", w.azure.identity_header());
+    wd.file("main.tf", &w.simple(""));
+    wd.plan().assert_ok();
+    assert_eq!(
+        w.azure.tokens_issued(system),
+        1,
+        "the system-assigned identity"
+    );
+    assert_eq!(
+        w.azure.token_requests(&w.app_id),
+        0,
+        "no client secret used"
+    );
+
+    // A user-assigned identity, picked by its client id.
+    wd.env("AZURE_CLIENT_ID", user);
+    wd.plan().assert_ok();
+    assert_eq!(w.azure.tokens_issued(user), 1);
+
+    // An identity the resource does not have is a sign-in failure, not Key Vault's refusal.
+    wd.env("AZURE_CLIENT_ID", "5a5a5a5a-0000-4000-8000-0000000000ff");
+    let refused = wd.plan();
+    refused.assert_fails_with(&[
+        "Azure sign-in failed",
+        "not been assigned to this resource",
+        "user-assigned",
+    ]);
+    assert!(
+        !refused.output().contains(w.azure.identity_header()),
+        "the endpoint's secret header is never shown"
+    );
+
+    // A laptop: nothing configured, so the signed-in Azure CLI is asked for a token.
+    let az = w.azure.azure_cli(&w.app_id);
+    let path = format!(
+        "{}:{}",
+        az.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    wd.unset("IDENTITY_ENDPOINT")
+        .unset("IDENTITY_HEADER")
+        .unset("AZURE_CLIENT_ID")
+        .unset("AZURE_TENANT_ID")
+        .env("PATH", &path);
+    wd.plan().assert_ok();
+    assert_eq!(AzureStandin::azure_cli_runs(az.path()), 1, "one az call");
+    assert_eq!(
+        w.azure.token_requests(&w.app_id),
+        0,
+        "no client secret used"
+    );
+    assert_eq!(w.genesys.tokens_issued(&w.client_id), 3);
+
+    // `tenant_id` is passed on to the CLI; a tenant it is not signed in to fails with its words.
+    wd.env("AZURE_TENANT_ID", "contoso.onmicrosoft.com");
+    wd.plan()
+        .assert_fails_with(&["Azure sign-in failed", "AADSTS90002", "az login"]);
 }
 
 #[test]

@@ -13,12 +13,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use azure_core::credentials::{Secret as AzureSecret, TokenCredential};
+use azure_core::credentials::{
+    AccessToken, Secret as AzureSecret, TokenCredential, TokenRequestOptions,
+};
 use azure_core::error::ErrorKind;
 use azure_core::http::headers::{HeaderName, HeaderValue, Headers};
 use azure_core::http::{
     AsyncRawResponse, ClientOptions, ExponentialRetryOptions, HttpClient, Request, RetryOptions,
-    Transport,
+    StatusCode, Transport,
 };
 use azure_core::time::OffsetDateTime;
 use azure_identity::{
@@ -34,7 +36,6 @@ use azure_security_keyvault_secrets::models::{
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
 use futures_util::TryStreamExt;
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::OnceCell;
 
 use super::shared::{SharedReads, boxed, chain, within};
 use super::{
@@ -44,8 +45,6 @@ use crate::error::{Field, Problem};
 use crate::net::{self, Budget};
 
 const STORE: &str = "Azure Key Vault";
-/// The instance metadata service, which serves managed identity tokens on Azure VMs.
-const IMDS: url::Host<&str> = url::Host::Ipv4(std::net::Ipv4Addr::new(169, 254, 169, 254));
 
 /// How to sign in to Microsoft Entra ID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,11 +125,7 @@ impl HttpClient for Http {
         // https everywhere, plain http only to loopback (App Service's identity endpoint) and
         // to the instance metadata service's link-local address (a VM's managed identity):
         // the same rule as every other request, plus the one address Azure serves over http.
-        if url.scheme() != "https"
-            && !url
-                .host()
-                .is_some_and(|h| net::is_loopback_host(&h) || h == IMDS)
-        {
+        if !net::request_allowed(url) {
             return Err(transport_error(
                 ErrorKind::Other,
                 format!(
@@ -186,10 +181,92 @@ impl HttpClient for Http {
 
 /// A configured Azure Key Vault.
 pub struct AzureStore {
-    settings: AzureSettings,
-    client: OnceCell<Arc<SecretClient>>,
+    clients: Arc<Clients>,
     reads: SharedReads<(String, Pin), Problem>,
     id: String,
+}
+
+/// The SDK client: built at the first use, and built afresh once when Key Vault refuses the
+/// token it sent. azure_identity keeps serving a cached token until it nears its expiry, even
+/// after the vault has refused it (a revoked sign-in, a rotated key), so without a fresh
+/// credential a long-running agent would fail for up to an hour.
+struct Clients {
+    settings: AzureSettings,
+    current: std::sync::Mutex<Option<Arc<SecretClient>>>,
+}
+
+impl Clients {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Arc<SecretClient>>> {
+        self.current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn client(&self) -> Result<Arc<SecretClient>, Problem> {
+        let mut slot = self.slot();
+        if let Some(client) = slot.as_ref() {
+            return Ok(Arc::clone(client));
+        }
+        let client = Arc::new(connect(&self.settings)?);
+        *slot = Some(Arc::clone(&client));
+        Ok(client)
+    }
+
+    /// Drops `stale` (unless another caller has already replaced it).
+    fn renew(&self, stale: &Arc<SecretClient>) {
+        let mut slot = self.slot();
+        if slot.as_ref().is_some_and(|c| Arc::ptr_eq(c, stale)) {
+            *slot = None;
+        }
+    }
+
+    /// Runs `call` with the client; when Key Vault answers 401 (its token refused), once more
+    /// with a client that signs in afresh. SDK errors become problems through `fail`.
+    async fn call<T, F, Fut>(
+        &self,
+        call: F,
+        fail: impl Fn(&azure_core::Error) -> Problem,
+    ) -> Result<T, Problem>
+    where
+        F: Fn(Arc<SecretClient>) -> Fut,
+        Fut: std::future::Future<Output = azure_core::Result<T>>,
+    {
+        let client = self.client()?;
+        match call(Arc::clone(&client)).await {
+            Err(e) if e.http_status() == Some(StatusCode::Unauthorized) => {
+                self.renew(&client);
+                call(self.client()?).await.map_err(|e| fail(&e))
+            }
+            r => r.map_err(|e| fail(&e)),
+        }
+    }
+
+    /// The vault's URL as messages show it.
+    fn vault(&self) -> String {
+        net::redact_url(self.settings.vault_url.as_str())
+    }
+
+    /// What was sent that must never be shown: the client secret and the federated assertion.
+    fn sent(&self) -> Vec<String> {
+        let s = &self.settings;
+        let assertion = s
+            .federated_token_file
+            .as_ref()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty());
+        s.client_secret
+            .iter()
+            .map(|s| s.expose_secret().to_owned())
+            .chain(assertion)
+            .collect()
+    }
+
+    /// SDK errors about the secret at `at` (version `pin`) as problems.
+    fn explain(&self, at: &Location, pin: &Pin) -> impl Fn(&azure_core::Error) -> Problem {
+        let (at, pin, vault, sent) = (at.clone(), pin.clone(), self.vault(), self.sent());
+        move |e| explain(e, &at, &pin, &vault, &sent)
+    }
 }
 
 impl AzureStore {
@@ -202,33 +279,21 @@ impl AzureStore {
             settings.client_id.as_deref().unwrap_or("")
         );
         AzureStore {
-            settings,
-            client: OnceCell::new(),
+            clients: Arc::new(Clients {
+                settings,
+                current: std::sync::Mutex::new(None),
+            }),
             reads: SharedReads::default(),
             id,
         }
-    }
-
-    async fn client(&self) -> Result<&Arc<SecretClient>, Problem> {
-        self.client
-            .get_or_try_init(|| async { connect(&self.settings).map(Arc::new) })
-            .await
-    }
-
-    fn sent(&self) -> Vec<String> {
-        self.settings
-            .client_secret
-            .iter()
-            .map(|s| s.expose_secret().to_owned())
-            .collect()
     }
 }
 
 impl std::fmt::Debug for AzureStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AzureStore")
-            .field("settings", &self.settings)
-            .field("ready", &self.client.initialized())
+            .field("settings", &self.clients.settings)
+            .field("ready", &self.clients.slot().is_some())
             .finish_non_exhaustive()
     }
 }
@@ -329,7 +394,7 @@ fn connect(s: &AzureSettings) -> Result<SecretClient, Problem> {
     };
     SecretClient::new(
         s.vault_url.as_str(),
-        credential,
+        Arc::new(SignIn(credential)),
         Some(SecretClientOptions {
             client_options: options,
             ..SecretClientOptions::default()
@@ -342,6 +407,28 @@ fn connect(s: &AzureSettings) -> Result<SecretClient, Problem> {
         )
         .at(at_block("vault_url"))
     })
+}
+
+/// The chosen credential, its HTTP failures reported as sign-in failures: a managed identity
+/// endpoint's 400 ("identity not assigned") would otherwise read as Key Vault's own answer.
+#[derive(Debug)]
+struct SignIn(Arc<dyn TokenCredential>);
+
+#[async_trait]
+impl TokenCredential for SignIn {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        self.0.get_token(scopes, options).await.map_err(|e| {
+            if matches!(e.kind(), ErrorKind::HttpResponse { .. }) {
+                azure_core::Error::with_error(ErrorKind::Credential, e, "signing in failed")
+            } else {
+                e
+            }
+        })
+    }
 }
 
 /// An SDK error as a problem that names the secret, the vault and what to check.
@@ -409,7 +496,7 @@ fn explain(
         ErrorKind::Credential => Problem::error(
             "Azure sign-in failed",
             format!(
-                "{text}. Check the azure_keyvault block's `credential` and what it needs: a client secret (tenant_id, client_id, client_secret / AZURE_CLIENT_SECRET), workload identity (AZURE_FEDERATED_TOKEN_FILE, tenant_id, client_id), a managed identity, or a signed-in Azure CLI."
+                "{text}. Check the azure_keyvault block's `credential` and what it needs: a client secret (tenant_id, client_id, client_secret / AZURE_CLIENT_SECRET), workload identity (AZURE_FEDERATED_TOKEN_FILE, tenant_id, client_id), a managed identity (assigned to this resource; `client_id` picks a user-assigned one), or a signed-in Azure CLI (`az login`)."
             ),
         )
         .at(Field::root("azure_keyvault")),
@@ -460,28 +547,31 @@ fn states(a: Option<&SecretAttributes>, now: i64) -> Vec<String> {
     out
 }
 
-async fn read_once(
-    client: Arc<SecretClient>,
-    vault: String,
-    at: Location,
-    pin: Pin,
-    sent: Vec<String>,
-) -> Result<Arc<Secret>, Problem> {
+async fn read_once(clients: Arc<Clients>, at: Location, pin: Pin) -> Result<Arc<Secret>, Problem> {
     let version = match &pin {
         Pin::Id(id) => Some(id.clone()),
         _ => None,
     };
-    let secret = client
-        .get_secret(
-            &at.path,
-            Some(SecretClientGetSecretOptions {
-                secret_version: version,
-                ..SecretClientGetSecretOptions::default()
-            }),
+    let secret = clients
+        .call(
+            |client| {
+                let (name, version) = (at.path.clone(), version.clone());
+                async move {
+                    client
+                        .get_secret(
+                            &name,
+                            Some(SecretClientGetSecretOptions {
+                                secret_version: version,
+                                ..SecretClientGetSecretOptions::default()
+                            }),
+                        )
+                        .await
+                        .and_then(|r| r.into_model())
+                }
+            },
+            clients.explain(&at, &pin),
         )
-        .await
-        .and_then(|r| r.into_model())
-        .map_err(|e| explain(&e, &at, &pin, &vault, &sent))?;
+        .await?;
     let version_id = version_of(secret.id.as_deref());
     let what = format!("secret {:?} (version {version_id})", at.path);
     let value = SecretString::from(secret.value.clone().unwrap_or_default());
@@ -500,20 +590,15 @@ async fn read_once(
 
 /// Every version's properties (never a value), following the pager within the budget.
 async fn versions(
-    client: &SecretClient,
-    at: &Location,
-    vault: &str,
-    sent: &[String],
-) -> Result<Vec<SecretProperties>, Problem> {
-    let fail = |e: &azure_core::Error| explain(e, at, &Pin::Latest, vault, sent);
-    let mut pager = client
-        .list_secret_properties_versions(
-            &at.path,
-            Some(SecretClientListSecretPropertiesVersionsOptions::default()),
-        )
-        .map_err(|e| fail(&e))?;
+    client: Arc<SecretClient>,
+    name: String,
+) -> azure_core::Result<Vec<SecretProperties>> {
+    let mut pager = client.list_secret_properties_versions(
+        &name,
+        Some(SecretClientListSecretPropertiesVersionsOptions::default()),
+    )?;
     let mut out = Vec::new();
-    while let Some(item) = pager.try_next().await.map_err(|e| fail(&e))? {
+    while let Some(item) = pager.try_next().await? {
         out.push(item);
         if out.len() > 10_000 {
             break;
@@ -540,16 +625,14 @@ fn id_of(p: &SecretProperties) -> String {
 const REACH: &str = "the vault and Microsoft Entra ID";
 
 impl AzureStore {
-    /// The vault's URL as messages show it.
-    fn vault(&self) -> String {
-        net::redact_url(self.settings.vault_url.as_str())
-    }
-
-    /// The client and every version's properties of the secret at `at`.
-    async fn list(&self, at: &Location) -> Result<(&SecretClient, Vec<SecretProperties>), Problem> {
-        let client = self.client().await?;
-        let list = versions(client, at, &self.vault(), &self.sent()).await?;
-        Ok((client, list))
+    /// Every version's properties of the secret at `at`.
+    async fn list(&self, at: &Location) -> Result<Vec<SecretProperties>, Problem> {
+        self.clients
+            .call(
+                |client| versions(client, at.path.clone()),
+                self.clients.explain(at, &Pin::Latest),
+            )
+            .await
     }
 }
 
@@ -570,11 +653,10 @@ impl SecretStore for AzureStore {
         pin: &Pin,
     ) -> Result<Arc<Secret>, Problem> {
         within(budget, STORE, REACH, "Reading the secret", async {
-            let client = self.client().await?.clone();
-            let (vault, at2, pin2, sent) = (self.vault(), at.clone(), pin.clone(), self.sent());
+            let (clients, at2, pin2) = (Arc::clone(&self.clients), at.clone(), pin.clone());
             self.reads
                 .read((at.path.clone(), pin.clone()), move || {
-                    boxed(read_once(client, vault, at2, pin2, sent))
+                    boxed(read_once(clients, at2, pin2))
                 })
                 .await
         })
@@ -588,12 +670,14 @@ impl SecretStore for AzureStore {
             REACH,
             "Listing the secret's versions",
             async {
-                let (client, list) = self.list(at).await?;
+                let list = self.list(at).await?;
                 let now = now();
                 // The current version is the one a plain get returns (creation times have whole
                 // seconds, so they can tie); its value is dropped unread. A disabled current
                 // version cannot be got: then the newest by creation time stands in.
-                let got = client
+                let got = self
+                    .clients
+                    .client()?
                     .get_secret(&at.path, None)
                     .await
                     .and_then(|r| r.into_model())
@@ -647,7 +731,7 @@ impl SecretStore for AzureStore {
             REACH,
             "Looking for the previous version",
             async {
-                let (_, list) = self.list(at).await?;
+                let list = self.list(at).await?;
                 let now = now();
                 let current_created = list
                     .iter()
