@@ -18,6 +18,8 @@ pub fn clean_command(program: &str, dir: &Path) -> Command {
             "GITHUB_",
             "AWS_",
             "AZURE_",
+            "IDENTITY_",
+            "MSI_",
         ]
         .iter()
         .any(|p| k.starts_with(p))

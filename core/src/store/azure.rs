@@ -778,6 +778,45 @@ mod tests {
     }
 
     #[test]
+    fn what_was_sent_to_sign_in_never_shows_in_an_error() {
+        let dir = std::env::temp_dir().join(format!("ccsecrets-azure-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let token_file = dir.join("token");
+        let assertion = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXBvOmNjIn0.c2lnbmF0dXJl";
+        std::fs::write(&token_file, format!("{assertion}\n")).unwrap();
+        let store = AzureStore::new(AzureSettings {
+            vault_url: url::Url::parse("https://cc-prod.vault.azure.net").unwrap(),
+            credential: CredentialKind::WorkloadIdentity,
+            tenant_id: None,
+            client_id: None,
+            client_secret: Some(SecretString::from("client-secret-value")),
+            federated_token_file: Some(token_file),
+            authority_host: None,
+            ca_pem: None,
+            timeout: Duration::from_secs(5),
+            max_retries: 0,
+        });
+        let at = Location {
+            mount: String::new(),
+            path: "genesys-prod".into(),
+            pinned: false,
+        };
+        let e = azure_core::Error::with_message(
+            ErrorKind::Credential,
+            format!(
+                "AADSTS700213: no match for assertion {assertion} nor secret client-secret-value"
+            ),
+        );
+        let shown = store.clients.explain(&at, &Pin::Latest)(&e).to_string();
+        assert!(shown.contains("AADSTS700213"), "{shown}");
+        assert!(
+            !shown.contains(assertion) && !shown.contains("client-secret-value"),
+            "{shown}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn credential_kinds_round_trip() {
         for k in [
             CredentialKind::ClientSecret,
