@@ -2339,48 +2339,40 @@ mod tests {
         let http = http(&kv);
         kv.set_secret("genesys-prod", r#"{"client_id":"a"}"#, &[]);
         let az = kv.azure_cli("app-1");
-        let run = |args: &[&str]| {
+        // `az account get-access-token -o json --scope <scope>`, plus `extra`.
+        let run = |scope: &str, extra: &[&str]| {
             std::process::Command::new(az.path().join("az"))
-                .args(args)
+                .args([
+                    "account",
+                    "get-access-token",
+                    "-o",
+                    "json",
+                    "--scope",
+                    scope,
+                ])
+                .args(extra)
                 .output()
                 .unwrap()
         };
-        let out = run(&[
-            "account",
-            "get-access-token",
-            "-o",
-            "json",
-            "--scope",
-            SCOPE,
-        ]);
+        let out = run(SCOPE, &[]);
         assert!(out.status.success());
         let body: Value = serde_json::from_slice(&out.stdout).unwrap();
         let token = body["accessToken"].as_str().unwrap();
         assert!(body["expires_on"].as_i64().unwrap() > now());
         let (status, _, _) = get(&http, &url(&kv, "/secrets/genesys-prod"), Some(token));
         assert_eq!(status, 200);
-        let out = run(&[
-            "account",
-            "get-access-token",
-            "-o",
-            "json",
-            "--scope",
-            "https://management.azure.com/.default",
-        ]);
-        assert_eq!(out.status.code(), Some(1));
-        assert!(String::from_utf8_lossy(&out.stderr).contains("AADSTS500011"));
-        let out = run(&[
-            "account",
-            "get-access-token",
-            "-o",
-            "json",
-            "--scope",
-            SCOPE,
-            "--tenant",
-            "other",
-        ]);
-        assert_eq!(out.status.code(), Some(1));
-        assert!(String::from_utf8_lossy(&out.stderr).contains("AADSTS90002"));
+        for (scope, extra, code) in [
+            (
+                "https://management.azure.com/.default",
+                &[][..],
+                "AADSTS500011",
+            ),
+            (SCOPE, &["--tenant", "other"][..], "AADSTS90002"),
+        ] {
+            let out = run(scope, extra);
+            assert_eq!(out.status.code(), Some(1));
+            assert!(String::from_utf8_lossy(&out.stderr).contains(code));
+        }
         assert_eq!(AzureStandin::azure_cli_runs(az.path()), 1);
     }
 
