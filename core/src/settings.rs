@@ -60,6 +60,8 @@ pub struct AwsBlock {
     pub role_arn: Option<String>,
     /// `AWS_ENDPOINT_URL_SECRETS_MANAGER` / `AWS_ENDPOINT_URL`.
     pub endpoint: Option<String>,
+    /// `AWS_CA_BUNDLE`.
+    pub ca_cert_file: Option<String>,
 }
 
 /// The `azure_keyvault` block.
@@ -768,10 +770,31 @@ impl AwsBlock {
             profile: self.profile.clone(),
             role_arn: self.role_arn.clone(),
             endpoint,
+            ca_pem: read_ca(
+                self.ca_cert_file
+                    .clone()
+                    .or_else(|| env_any(&["AWS_CA_BUNDLE"]).map(|(_, v)| v.trim().to_owned()))
+                    .as_deref(),
+                aws_path("ca_cert_file"),
+            )?,
             timeout,
             max_retries,
         })
     }
+}
+
+/// The CA file `file` (if any), read; a failure is pinned to `at`.
+fn read_ca(file: Option<&str>, at: Field) -> Result<Option<Vec<u8>>, Problem> {
+    file.map(|f| {
+        std::fs::read(f).map_err(|e| {
+            Problem::error(
+                "Cannot read the CA file",
+                format!("Reading {f} failed: {e}."),
+            )
+            .at(at)
+        })
+    })
+    .transpose()
 }
 
 impl AzureBlock {
@@ -835,16 +858,7 @@ impl AzureBlock {
             }
             None => CredentialKind::AzureCli,
         };
-        let ca_pem = match &self.ca_cert_file {
-            Some(f) => Some(std::fs::read(f).map_err(|e| {
-                Problem::error(
-                    "Cannot read the CA file",
-                    format!("Reading {f} failed: {e}."),
-                )
-                .at(azure_path("ca_cert_file"))
-            })?),
-            None => None,
-        };
+        let ca_pem = read_ca(self.ca_cert_file.as_deref(), azure_path("ca_cert_file"))?;
         Ok(AzureSettings {
             vault_url,
             credential,

@@ -258,6 +258,12 @@ pub fn settings() -> Words {
                 Optional,
                 "The Secrets Manager endpoint, e.g. a VPC endpoint's `https://vpce-....secretsmanager.eu-west-1.vpce.amazonaws.com`. Falls back to `AWS_ENDPOINT_URL_SECRETS_MANAGER`, then `AWS_ENDPOINT_URL`. Plain `http` is accepted only for loopback addresses.",
             ),
+            Term::new(
+                "ca_cert_file",
+                Text,
+                Optional,
+                "A PEM file of CA certificates to trust for the TLS certificates of Secrets Manager, STS and SSO (a TLS-inspecting proxy, a private endpoint), in addition to the system ones. Falls back to `AWS_CA_BUNDLE`.",
+            ),
         ],
     );
     let azure = Words::new(

@@ -698,11 +698,36 @@ const MAX_BODY: usize = 16 * 1024 * 1024;
 pub struct ThrottlingProxy {
     server: Server,
     state: Arc<ProxyState>,
+    /// For a TLS proxy: the directory holding its CA's `ca.pem`.
+    pki: Option<tempfile::TempDir>,
 }
 
 impl ThrottlingProxy {
     /// Starts a proxy forwarding to `target` (e.g. [`Moto::endpoint`]).
     pub fn start(target: &str) -> ThrottlingProxy {
+        Self::serve(target, false)
+    }
+
+    /// [`ThrottlingProxy::start`] over TLS, with a certificate for `localhost` from a throwaway
+    /// CA ([`ThrottlingProxy::ca_file`]): what a TLS-inspecting proxy or a private endpoint
+    /// looks like to a client.
+    pub fn start_tls(target: &str) -> ThrottlingProxy {
+        Self::serve(target, true)
+    }
+
+    /// The PEM file of the TLS proxy's CA.
+    ///
+    /// # Panics
+    /// When the proxy was started without TLS.
+    pub fn ca_file(&self) -> std::path::PathBuf {
+        self.pki
+            .as_ref()
+            .expect("a proxy started with start_tls")
+            .path()
+            .join("ca.pem")
+    }
+
+    fn serve(target: &str, tls: bool) -> ThrottlingProxy {
         let client = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
@@ -718,13 +743,32 @@ impl ThrottlingProxy {
         let app = axum::Router::new()
             .fallback(forward)
             .with_state(Arc::clone(&state));
+        if !tls {
+            return ThrottlingProxy {
+                server: Server::start(app),
+                state,
+                pki: None,
+            };
+        }
+        let (ca_pem, config) = crate::tls::throwaway_pki(
+            "ccsecrets-testkit AWS proxy CA",
+            &["localhost"],
+            &[b"http/1.1"],
+        );
+        let pki = tempfile::Builder::new()
+            .prefix("ccsecrets-aws-proxy")
+            .tempdir()
+            .expect("tempdir for the proxy CA");
+        std::fs::write(pki.path().join("ca.pem"), ca_pem).expect("write the CA");
         ThrottlingProxy {
-            server: Server::start(app),
+            server: Server::start_tls(app, config),
             state,
+            pki: Some(pki),
         }
     }
 
-    /// `http://127.0.0.1:PORT`: use it as the SDK's endpoint URL.
+    /// `http://127.0.0.1:PORT` (`https://localhost:PORT` with TLS): use it as the SDK's
+    /// endpoint URL.
     pub fn endpoint(&self) -> String {
         self.server.url().to_owned()
     }

@@ -171,6 +171,41 @@ impl Server {
         }
     }
 
+    /// [`Server::start`] over TLS with `tls`: the URL is `https://localhost:<port>`. Stops
+    /// without waiting for open connections (clients keep pooled ones).
+    pub(crate) fn start_tls(
+        app: axum::Router,
+        tls: std::sync::Arc<tokio_rustls::rustls::ServerConfig>,
+    ) -> Server {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("local addr").port();
+        let url = format!("https://localhost:{port}");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("stand-in runtime");
+            rt.block_on(async move {
+                let tcp = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+                let listener =
+                    crate::tls::TlsListener::new(tcp, tokio_rustls::TlsAcceptor::from(tls));
+                tokio::select! {
+                    _ = std::future::IntoFuture::into_future(axum::serve(listener, app)) => {}
+                    _ = rx => {}
+                }
+            });
+            rt.shutdown_timeout(Duration::from_millis(100));
+        });
+        Server {
+            url,
+            stop: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
     pub(crate) fn url(&self) -> &str {
         &self.url
     }

@@ -337,6 +337,49 @@ fn throttling_is_retried_and_access_denied_names_the_permission() {
 }
 
 #[test]
+fn a_private_ca_is_trusted_from_aws_ca_bundle_or_ca_cert_file_and_nothing_else() {
+    // Secrets Manager behind TLS with a private CA: a TLS-inspecting proxy or a private
+    // endpoint, as corporate networks have.
+    let w = AwsWorld::new(&[]);
+    let proxy = ThrottlingProxy::start_tls(&w.moto.endpoint());
+    assert!(proxy.endpoint().starts_with("https://localhost:"));
+    let ca = proxy.ca_file().display().to_string();
+    let mut wd = w.workdir(&proxy.endpoint());
+    wd.file("main.tf", &w.config(STORE, ""));
+    // Not trusted by default: no request gets through, and the message says why.
+    wd.plan().assert_fails_with(&[
+        "Cannot reach AWS Secrets Manager",
+        "invalid peer certificate",
+        "`ca_cert_file` or AWS_CA_BUNDLE",
+    ]);
+    assert_eq!(proxy.count("GetSecretValue"), 0);
+
+    // AWS_CA_BUNDLE, as the AWS CLI reads it.
+    wd.env("AWS_CA_BUNDLE", &ca);
+    wd.plan().assert_ok();
+    assert_eq!(proxy.count("GetSecretValue"), 1);
+
+    // Or the block's `ca_cert_file`.
+    wd.unset("AWS_CA_BUNDLE");
+    let with_file = |file: &str| {
+        format!(
+            "  aws_secretsmanager {{\n    region       = \"us-east-1\"\n    ca_cert_file = {}\n  }}",
+            q(file)
+        )
+    };
+    wd.file("main.tf", &w.config(&with_file(&ca), ""));
+    wd.plan().assert_ok();
+    assert_eq!(proxy.count("GetSecretValue"), 2);
+
+    // A file that cannot be read is an error on the attribute.
+    wd.file("main.tf", &w.config(&with_file("/nonexistent/ca.pem"), ""));
+    let run = wd.plan();
+    run.assert_fails_with(&["Cannot read the CA file", "/nonexistent/ca.pem"]);
+    assert!(run.folded().contains("ca_cert_file"), "{}", run.output());
+    assert_eq!(w.standin.tokens_issued(&w.client_id), 2);
+}
+
+#[test]
 fn the_metadata_data_source_shows_aws_versions_stages_and_tags() {
     let w = AwsWorld::new(&[("environment", "prod"), ("team", "cc")]);
     let (good, bad) = w.rotate_to_bad();

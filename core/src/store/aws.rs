@@ -53,6 +53,8 @@ pub struct AwsSettings {
     pub role_arn: Option<String>,
     /// The Secrets Manager endpoint (checked: https, or http to loopback).
     pub endpoint: Option<url::Url>,
+    /// Extra CA certificates (PEM) to trust.
+    pub ca_pem: Option<Vec<u8>>,
     /// Each attempt's timeout.
     pub timeout: Duration,
     /// Retries of throttling and transient failures.
@@ -192,9 +194,13 @@ async fn connect(s: &AwsSettings) -> Result<(Client, String), Problem> {
     let retry = RetryConfig::standard().with_max_attempts(s.max_retries.saturating_add(1));
     let client = net::http_client(&net::ClientOptions {
         timeout: s.timeout,
+        ca_pem: s.ca_pem.clone(),
         ..net::ClientOptions::default()
     })
-    .map_err(|e| Problem::error("Cannot set up the HTTP client", format!("{e}.")))?;
+    .map_err(|e| {
+        Problem::error("Cannot set up the HTTP client", format!("{e}."))
+            .at(at_block("ca_cert_file"))
+    })?;
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(SharedHttpClient::new(Transport { client }))
         .timeout_config(timeouts)
@@ -331,7 +337,7 @@ fn explain<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::D
             _ => Problem::error(
                 "Cannot reach AWS Secrets Manager",
                 format!(
-                    "{text}. Check network access to Secrets Manager in region {region} (and `endpoint` or AWS_ENDPOINT_URL_SECRETS_MANAGER if you use a VPC endpoint)."
+                    "{text}. Check network access to Secrets Manager in region {region} (and `endpoint` or AWS_ENDPOINT_URL_SECRETS_MANAGER if you use a VPC endpoint), and for TLS errors `ca_cert_file` or AWS_CA_BUNDLE."
                 ),
             ),
         },
