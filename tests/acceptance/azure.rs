@@ -313,6 +313,10 @@ fn a_managed_identity_and_the_azure_cli_sign_in_with_no_secret_configured() {
         !refused.output().contains(w.azure.identity_header()),
         "the endpoint's secret header is never shown"
     );
+    assert!(
+        !refused.output().contains("non-transport error"),
+        "the SDK's retry wording is dropped; the cause is what is shown"
+    );
 
     // A laptop: nothing configured, so the signed-in Azure CLI is asked for a token.
     let az = w.azure.azure_cli(&w.app_id);

@@ -440,7 +440,12 @@ fn explain(
     sent: &[String],
 ) -> Problem {
     let sent: Vec<&str> = sent.iter().map(String::as_str).collect();
-    let text = net::untrusted_text(&chain(e), &sent, 400);
+    let full = chain(e);
+    // The SDK's retry policy puts this before any error it does not retry; the cause follows.
+    let full = full
+        .strip_prefix("non-transport error occurred which will not be retried: ")
+        .unwrap_or(&full);
+    let text = net::untrusted_text(full, &sent, 400);
     let text = text.trim_end_matches('.');
     let name = &at.path;
     let attr = if pin.is_pinned() { pin.attr() } else { "path" };
