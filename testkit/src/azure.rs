@@ -248,16 +248,15 @@ pub struct AzureStandin {
     addr: SocketAddr,
     ca_pem: String,
     pki: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// Serves until dropped.
+    _server: crate::standin::Server,
 }
 
 impl AzureStandin {
     /// Starts the stand-in: one tenant ([`AzureStandin::tenant`]), no clients, no secrets,
     /// tokens valid 3599 s.
     pub fn start() -> AzureStandin {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-        listener.set_nonblocking(true).expect("nonblocking");
+        let listener = crate::standin::loopback_listener();
         let addr = listener.local_addr().expect("local addr");
         let vault_host = format!("{VAULT_NAME}.{VAULT_DNS_SUFFIX}");
         let (ca_pem, tls) = crate::tls::throwaway_pki(
@@ -300,34 +299,13 @@ impl AzureStandin {
         let app = axum::Router::new()
             .fallback(dispatch)
             .with_state(Arc::clone(&shared));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("azure stand-in runtime");
-            rt.block_on(async move {
-                let tcp = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-                let listener =
-                    crate::tls::TlsListener::new(tcp, tokio_rustls::TlsAcceptor::from(tls));
-                // Not a graceful shutdown: the SDK's clients keep pooled connections open, and
-                // a stand-in dropped inside a current-thread runtime blocks the very thread
-                // that would close them. Dropping the runtime below closes them instead.
-                tokio::select! {
-                    _ = std::future::IntoFuture::into_future(axum::serve(listener, app)) => {}
-                    _ = rx => {}
-                }
-            });
-            rt.shutdown_timeout(Duration::from_millis(100));
-        });
+        let server = crate::standin::Server::serve(listener, app, Some(tls));
         AzureStandin {
             shared,
             addr,
             ca_pem,
             pki,
-            stop: Some(tx),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -762,17 +740,6 @@ JSON
         std::fs::write(&path, federated_assertion(issuer, subject, ttl_secs))
             .expect("write the federated token file");
         path
-    }
-}
-
-impl Drop for AzureStandin {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

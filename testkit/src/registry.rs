@@ -6,7 +6,6 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{Method, StatusCode, Uri, header};
@@ -402,8 +401,8 @@ pub struct Registry {
     host: String,
     shared: Arc<Shared>,
     pki: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// Serves until dropped.
+    _server: crate::standin::Server,
 }
 
 impl Registry {
@@ -421,8 +420,7 @@ impl Registry {
         );
         std::fs::write(pki.path().join("ca.pem"), ca_pem).expect("write CA");
 
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-        listener.set_nonblocking(true).expect("nonblocking");
+        let listener = crate::standin::loopback_listener();
         let port = listener.local_addr().expect("local addr").port();
         let host = format!("localhost:{port}");
         let shared = Arc::new(Shared {
@@ -433,31 +431,12 @@ impl Registry {
             requests: Mutex::default(),
         });
         let app = router(shared.clone());
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("registry runtime");
-            rt.block_on(async move {
-                let tcp = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-                let listener =
-                    crate::tls::TlsListener::new(tcp, tokio_rustls::TlsAcceptor::from(tls));
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = rx.await;
-                    })
-                    .await;
-            });
-            rt.shutdown_timeout(Duration::from_millis(100));
-        });
+        let server = crate::standin::Server::serve(listener, app, Some(tls));
         Registry {
             host,
             shared,
             pki,
-            stop: Some(tx),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -484,17 +463,6 @@ impl Registry {
     /// Every request so far, as `METHOD /path`.
     pub fn requests(&self) -> Vec<String> {
         self.shared.requests.lock().expect("request log").clone()
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

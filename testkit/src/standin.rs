@@ -142,45 +142,41 @@ pub(crate) struct Server {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// A non-blocking listener on a free loopback port.
+pub(crate) fn loopback_listener() -> std::net::TcpListener {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    listener.set_nonblocking(true).expect("nonblocking");
+    listener
+}
+
 impl Server {
+    /// Serves `app` over plain HTTP on a free loopback port, at `http://127.0.0.1:<port>`.
+    /// Stops gracefully when dropped.
     pub(crate) fn start(app: axum::Router) -> Server {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let url = format!("http://{}", listener.local_addr().expect("local addr"));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("stand-in runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = rx.await;
-                    })
-                    .await;
-            });
-            rt.shutdown_timeout(Duration::from_millis(100));
-        });
-        Server {
-            url,
-            stop: Some(tx),
-            thread: Some(thread),
-        }
+        Self::serve(loopback_listener(), app, None)
     }
 
-    /// [`Server::start`] over TLS with `tls`: the URL is `https://localhost:<port>`. Stops
-    /// without waiting for open connections (clients keep pooled ones).
+    /// [`Server::start`] over TLS with `tls`, at `https://localhost:<port>`.
     pub(crate) fn start_tls(
         app: axum::Router,
         tls: std::sync::Arc<tokio_rustls::rustls::ServerConfig>,
     ) -> Server {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let port = listener.local_addr().expect("local addr").port();
-        let url = format!("https://localhost:{port}");
+        Self::serve(loopback_listener(), app, Some(tls))
+    }
+
+    /// Serves `app` on `listener` (non-blocking), over TLS when `tls` is given. A TLS server
+    /// stops without waiting for open connections: clients keep pooled ones, and a stand-in
+    /// dropped inside a current-thread runtime would block the very thread that closes them.
+    pub(crate) fn serve(
+        listener: std::net::TcpListener,
+        app: axum::Router,
+        tls: Option<std::sync::Arc<tokio_rustls::rustls::ServerConfig>>,
+    ) -> Server {
+        let addr = listener.local_addr().expect("local addr");
+        let url = match tls {
+            Some(_) => format!("https://localhost:{}", addr.port()),
+            None => format!("http://{addr}"),
+        };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -190,11 +186,24 @@ impl Server {
                 .expect("stand-in runtime");
             rt.block_on(async move {
                 let tcp = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-                let listener =
-                    crate::tls::TlsListener::new(tcp, tokio_rustls::TlsAcceptor::from(tls));
-                tokio::select! {
-                    _ = std::future::IntoFuture::into_future(axum::serve(listener, app)) => {}
-                    _ = rx => {}
+                match tls {
+                    None => {
+                        let _ = axum::serve(tcp, app)
+                            .with_graceful_shutdown(async {
+                                let _ = rx.await;
+                            })
+                            .await;
+                    }
+                    Some(tls) => {
+                        let listener = crate::tls::TlsListener::new(
+                            tcp,
+                            tokio_rustls::TlsAcceptor::from(tls),
+                        );
+                        tokio::select! {
+                            _ = std::future::IntoFuture::into_future(axum::serve(listener, app)) => {}
+                            _ = rx => {}
+                        }
+                    }
                 }
             });
             rt.shutdown_timeout(Duration::from_millis(100));
