@@ -253,31 +253,56 @@ fn the_environment_tag_guards_aws_secrets_and_bad_values_are_explained() {
 #[test]
 fn web_identity_through_sts_with_no_static_keys() {
     let w = AwsWorld::new(&[]);
-    let proxy = ThrottlingProxy::start(&w.moto.endpoint());
     let role = w.moto.create_role(&aws::unique_name("cc-deploy"));
-    let mut wd = w.workdir(&proxy.endpoint());
-    for var in aws::CLEAR_ENV {
-        wd.unset(var);
+    // Plainly on loopback, then behind TLS with a private CA (AWS_CA_BUNDLE): STS is called
+    // through the same client as Secrets Manager, so it trusts the same CA.
+    for tls in [false, true] {
+        let proxy = if tls {
+            ThrottlingProxy::start_tls(&w.moto.endpoint())
+        } else {
+            ThrottlingProxy::start(&w.moto.endpoint())
+        };
+        let mut wd = w.workdir(&proxy.endpoint());
+        for var in aws::CLEAR_ENV {
+            wd.unset(var);
+        }
+        wd.file(
+            "oidc-token",
+            "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXBvOmNjIn0.c2ln",
+        );
+        let token_file = wd.path().join("oidc-token");
+        for (k, v) in aws::web_identity_env(&proxy.endpoint(), &role, &token_file) {
+            wd.env(k, &v);
+        }
+        if tls {
+            wd.env("AWS_CA_BUNDLE", &proxy.ca_file().display().to_string());
+        }
+        wd.file("main.tf", &w.config(STORE, ""));
+        wd.plan().assert_ok();
+        let calls = proxy.targets();
+        assert_eq!(
+            calls.first().map(String::as_str),
+            Some("AssumeRoleWithWebIdentity"),
+            "credentials came from STS first (tls: {tls}): {calls:?}"
+        );
+        assert_eq!(proxy.count("GetSecretValue"), 1, "{calls:?}");
+        assert_eq!(proxy.count("DescribeSecret"), 1, "{calls:?}");
+        if tls {
+            // Without the CA, STS's certificate is refused, and the message says what to set.
+            wd.unset("AWS_CA_BUNDLE");
+            wd.plan().assert_fails_with(&[
+                "No AWS credentials",
+                "invalid peer certificate",
+                "`ca_cert_file` or AWS_CA_BUNDLE",
+            ]);
+            assert_eq!(
+                proxy.count("AssumeRoleWithWebIdentity"),
+                1,
+                "no request got through"
+            );
+        }
     }
-    wd.file(
-        "oidc-token",
-        "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXBvOmNjIn0.c2ln",
-    );
-    let token_file = wd.path().join("oidc-token");
-    for (k, v) in aws::web_identity_env(&proxy.endpoint(), &role, &token_file) {
-        wd.env(k, &v);
-    }
-    wd.file("main.tf", &w.config(STORE, ""));
-    wd.plan().assert_ok();
-    assert_eq!(w.standin.tokens_issued(&w.client_id), 1);
-    let calls = proxy.targets();
-    assert_eq!(
-        calls.first().map(String::as_str),
-        Some("AssumeRoleWithWebIdentity"),
-        "credentials came from STS first: {calls:?}"
-    );
-    assert_eq!(proxy.count("GetSecretValue"), 1, "{calls:?}");
-    assert_eq!(proxy.count("DescribeSecret"), 1, "{calls:?}");
+    assert_eq!(w.standin.tokens_issued(&w.client_id), 2);
 }
 
 #[test]

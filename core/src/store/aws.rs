@@ -326,10 +326,16 @@ fn explain<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::D
                 ),
             ),
             _ if text.contains("credentials") || text.contains("credential provider") => {
+                // STS or SSO behind a TLS-inspecting proxy fails here, not at Secrets Manager.
+                let tls = if text.contains("invalid peer certificate") {
+                    " The TLS certificate of the credential endpoint is not trusted: set `ca_cert_file` or AWS_CA_BUNDLE to the CA that signed it."
+                } else {
+                    ""
+                };
                 Problem::error(
                     "No AWS credentials",
                     format!(
-                        "{text}. ccsecrets looks for AWS credentials as the AWS CLI does: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, the profile in AWS_PROFILE or `profile` (shared config and credentials files, SSO), web identity (AWS_ROLE_ARN with AWS_WEB_IDENTITY_TOKEN_FILE), then container and instance credentials."
+                        "{text}. ccsecrets looks for AWS credentials as the AWS CLI does: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, the profile in AWS_PROFILE or `profile` (shared config and credentials files, SSO), web identity (AWS_ROLE_ARN with AWS_WEB_IDENTITY_TOKEN_FILE), then container and instance credentials.{tls}"
                     ),
                 )
                 .at(Field::root("aws_secretsmanager"))
