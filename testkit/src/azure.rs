@@ -379,6 +379,14 @@ impl AzureStandin {
     /// Registers an application of `tenant` (registered too if new) with a client secret, or
     /// replaces its secret. Grants nothing.
     pub fn add_client(&self, tenant: &str, client_id: &str, secret: &str) {
+        self.with_client_of(tenant, client_id, |client| {
+            client.secret = Some(secret.to_owned());
+        });
+    }
+
+    /// Runs `f` on application `client_id`, registered (without credentials) in `tenant` if
+    /// new, and moved to `tenant` if not; the tenant is registered too.
+    fn with_client_of(&self, tenant: &str, client_id: &str, f: impl FnOnce(&mut Client)) {
         self.add_tenant(tenant);
         let mut st = self.lock();
         let client = st
@@ -391,32 +399,22 @@ impl AzureStandin {
                 object_id: guid(),
             });
         client.tenant = tenant.to_owned();
-        client.secret = Some(secret.to_owned());
+        f(client);
     }
 
     /// Adds a federated identity credential to application `client_id` of `tenant` (created,
     /// without a secret, if new): assertions whose `iss` and `sub` are these and whose `aud`
     /// is [`TOKEN_EXCHANGE_AUDIENCE`] are accepted. Grants nothing.
     pub fn add_federated_client(&self, tenant: &str, client_id: &str, issuer: &str, subject: &str) {
-        self.add_tenant(tenant);
-        let mut st = self.lock();
-        let client = st
-            .clients
-            .entry(client_id.to_owned())
-            .or_insert_with(|| Client {
-                tenant: tenant.to_owned(),
-                secret: None,
-                federated: Vec::new(),
-                object_id: guid(),
-            });
-        client.tenant = tenant.to_owned();
         let record = Federated {
             issuer: issuer.to_owned(),
             subject: subject.to_owned(),
         };
-        if !client.federated.contains(&record) {
-            client.federated.push(record);
-        }
+        self.with_client_of(tenant, client_id, |client| {
+            if !client.federated.contains(&record) {
+                client.federated.push(record);
+            }
+        });
     }
 
     /// Assigns `Key Vault Secrets User` on the vault to `client_id`: it may read values and
@@ -445,15 +443,8 @@ impl AzureStandin {
     /// a user-assigned one (requested with `client_id=`). Grants nothing.
     pub fn assign_managed_identity(&self, client_id: &str, system_assigned: bool) {
         let tenant = self.tenant().to_owned();
+        self.with_client_of(&tenant, client_id, |_| {});
         let mut st = self.lock();
-        st.clients
-            .entry(client_id.to_owned())
-            .or_insert_with(|| Client {
-                tenant,
-                secret: None,
-                federated: Vec::new(),
-                object_id: guid(),
-            });
         if system_assigned {
             st.system_identity = Some(client_id.to_owned());
         } else if !st.user_identities.iter().any(|c| c == client_id) {

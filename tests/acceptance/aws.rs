@@ -86,52 +86,18 @@ const STORE: &str = "  aws_secretsmanager {\n    region = \"us-east-1\"\n  }";
 fn aws_held_credentials_mint_a_token_that_reaches_the_consumer_and_nothing_leaks() {
     let w = AwsWorld::new(&[("environment", "prod")]);
     let mut wd = w.workdir(&w.moto.endpoint());
-    wd.env("TF_LOG", "trace").env("TF_LOG_PATH", "trace.log");
     // The committed example, pointed at moto's region, this secret and the stand-in.
     let hcl = example("stores/aws-secrets-manager/main.tf")
         .replace("region = \"eu-west-1\"", "region = \"us-east-1\"")
         .replace("\"genesys/{environment}/pipeline\"", &q(&w.name));
-    let endpoints = [
-        ("login_url", q(w.standin.url())),
-        ("api_url", q(w.standin.url())),
-    ];
-    wd.file(
-        "main.tf",
-        &inject(
-            &hcl,
-            "ephemeral \"ccsecrets_genesys_token\" \"pipeline\"",
-            &endpoints,
-        ),
+    store_example_round_trip(
+        &mut wd,
+        &hcl,
+        &w.standin,
+        &w.client_id,
+        &w.org_id,
+        std::slice::from_ref(&w.client_secret),
     );
-    let plan = wd.plan();
-    plan.assert_ok();
-    let apply = wd.apply_plan();
-    apply.assert_ok();
-    assert_eq!(
-        w.standin.token_requests(&w.client_id),
-        2,
-        "plan and apply each mint"
-    );
-    assert!(w.standin.valid_calls(&w.client_id) >= 2);
-    assert_eq!(w.standin.live_tokens(&w.client_id), 0, "both were revoked");
-    let state = String::from_utf8(wd.read("terraform.tfstate")).unwrap();
-    assert!(state.contains(&w.org_id), "the consumer read the org");
-
-    let log = wd.read("trace.log");
-    assert!(
-        String::from_utf8_lossy(&log).contains("rpc=OpenEphemeralResource"),
-        "the trace log has the provider's lines"
-    );
-    let mut places = wd.persisted();
-    places.extend([
-        ("trace.log".to_owned(), log),
-        ("plan output".to_owned(), plan.output().into_bytes()),
-        ("apply output".to_owned(), apply.output().into_bytes()),
-    ]);
-    let mut secrets = w.standin.issued_tokens();
-    assert_eq!(secrets.len(), 2);
-    secrets.push(w.client_secret.clone());
-    assert_no_secrets(&places, &secrets);
 }
 
 #[test]

@@ -270,3 +270,66 @@ impl CxoneWorld {
         )
     }
 }
+
+/// Runs a committed store example (`hcl`, whose `pipeline` token block is pointed here at
+/// `genesys`) with `plan -out` and `apply` under `TF_LOG=trace`, and checks the outcome every
+/// store must give: each phase mints one token for `client_id` and revokes it, the consumer
+/// reads `org_id` into state, and neither state, the saved plan, the trace log nor the output
+/// holds an issued Genesys token or any of `secrets`. Returns those places, for scans of
+/// secrets only known after the run.
+pub fn store_example_round_trip(
+    wd: &mut Workdir,
+    hcl: &str,
+    genesys: &GenesysStandin,
+    client_id: &str,
+    org_id: &str,
+    secrets: &[String],
+) -> Vec<(String, Vec<u8>)> {
+    use ccsecrets_testkit::terraform::assert_no_secrets;
+    wd.env("TF_LOG", "trace").env("TF_LOG_PATH", "trace.log");
+    let endpoints = [
+        ("login_url", q(genesys.url())),
+        ("api_url", q(genesys.url())),
+    ];
+    wd.file(
+        "main.tf",
+        &inject(
+            hcl,
+            "ephemeral \"ccsecrets_genesys_token\" \"pipeline\"",
+            &endpoints,
+        ),
+    );
+    let plan = wd.plan();
+    plan.assert_ok();
+    let apply = wd.apply_plan();
+    apply.assert_ok();
+    assert_eq!(
+        genesys.token_requests(client_id),
+        2,
+        "plan and apply each mint"
+    );
+    assert!(
+        genesys.valid_calls(client_id) >= 2,
+        "the consumer used them"
+    );
+    assert_eq!(genesys.live_tokens(client_id), 0, "both were revoked");
+    let state = String::from_utf8(wd.read("terraform.tfstate")).expect("state is text");
+    assert!(state.contains(org_id), "the consumer read the org");
+
+    let log = wd.read("trace.log");
+    assert!(
+        String::from_utf8_lossy(&log).contains("rpc=OpenEphemeralResource"),
+        "the trace log has the provider's lines"
+    );
+    let mut places = wd.persisted();
+    places.extend([
+        ("trace.log".to_owned(), log),
+        ("plan output".to_owned(), plan.output().into_bytes()),
+        ("apply output".to_owned(), apply.output().into_bytes()),
+    ]);
+    let mut all = genesys.issued_tokens();
+    assert_eq!(all.len(), 2);
+    all.extend_from_slice(secrets);
+    assert_no_secrets(&places, &all);
+    places
+}
