@@ -180,6 +180,32 @@ fn checking_child(w: &World, then: &str) -> String {
     )
 }
 
+/// A child for `exec` that calls the Genesys API with the token it was handed and says
+/// `child-ok`.
+fn genesys_child(genesys: &GenesysStandin) -> String {
+    format!(
+        "curl -sf -o /dev/null -H \"Authorization: Bearer $GENESYSCLOUD_ACCESS_TOKEN\" {}/api/v2/organizations/me && echo child-ok",
+        genesys.url()
+    )
+}
+
+/// `exec` ran [`genesys_child`], which used `client_id`'s token once, and the token was
+/// revoked after.
+fn assert_child_used_and_revoked(out: &Output, genesys: &GenesysStandin, client_id: &str) {
+    assert_eq!(out.status.code(), Some(0), "{}", text(out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "child-ok\n");
+    assert_eq!(
+        genesys.valid_calls(client_id),
+        1,
+        "the child used the token"
+    );
+    assert_eq!(
+        genesys.live_tokens(client_id),
+        0,
+        "revoked after the command"
+    );
+}
+
 #[test]
 fn exec_hands_working_tokens_to_the_command_and_revokes_them_after() {
     let w = World::new();
@@ -663,10 +689,7 @@ fn exec_reads_credentials_from_aws_secrets_manager() {
         ),
     )
     .unwrap();
-    let child = format!(
-        "curl -sf -o /dev/null -H \"Authorization: Bearer $GENESYSCLOUD_ACCESS_TOKEN\" {}/api/v2/organizations/me && echo child-ok",
-        genesys.url()
-    );
+    let child = genesys_child(&genesys);
     let mut cmd = common::clean_command(bin(), dir.path());
     cmd.env_remove("VAULT_TOKEN");
     for (k, v) in aws::static_credentials_env(&moto.endpoint()) {
@@ -676,14 +699,7 @@ fn exec_reads_credentials_from_aws_secrets_manager() {
         .args(["exec", "--", "sh", "-c", &child])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "child-ok\n");
-    assert_eq!(genesys.valid_calls(&client_id), 1);
-    assert_eq!(
-        genesys.live_tokens(&client_id),
-        0,
-        "revoked after the command"
-    );
+    assert_child_used_and_revoked(&out, &genesys, &client_id);
 
     // `check` names the store's version; a Vault-only attribute is pinned to its line.
     let mut cmd = common::clean_command(bin(), dir.path());
@@ -787,10 +803,7 @@ fn exec_reads_credentials_from_azure_key_vault() {
         ),
     )
     .unwrap();
-    let child = format!(
-        "curl -sf -o /dev/null -H \"Authorization: Bearer $GENESYSCLOUD_ACCESS_TOKEN\" {}/api/v2/organizations/me && echo child-ok",
-        genesys.url()
-    );
+    let child = genesys_child(&genesys);
     let out = common::clean_command(bin(), dir.path())
         .env("AZURE_TENANT_ID", azure.tenant())
         .env("AZURE_CLIENT_ID", app_id)
@@ -798,14 +811,7 @@ fn exec_reads_credentials_from_azure_key_vault() {
         .args(["exec", "--", "sh", "-c", &child])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "child-ok\n");
-    assert_eq!(genesys.valid_calls(&client_id), 1);
-    assert_eq!(
-        genesys.live_tokens(&client_id),
-        0,
-        "revoked after the command"
-    );
+    assert_child_used_and_revoked(&out, &genesys, &client_id);
     let mut secrets = vec![client_secret, app_secret];
     secrets.extend(azure.issued_tokens());
     assert_no_secrets(&text(&out), &secrets);
