@@ -886,14 +886,7 @@ fn form_param(body: &[u8], query: Option<&str>, key: &str) -> Option<String> {
 }
 
 fn request_id() -> String {
-    format!(
-        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
-        fastrand::u32(..),
-        fastrand::u16(..),
-        fastrand::u16(..0x1000),
-        fastrand::u16(..0x1000),
-        fastrand::u64(..1 << 48)
-    )
+    crate::standin::uuid_v4()
 }
 
 fn fault_response(

@@ -71,7 +71,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 
 use crate::jwt::{JwtSigner, now};
-use crate::standin::{Fault, Faults, random_token, strict_form};
+use crate::standin::{Fault, Faults, random_token, strict_form, uuid_v4};
 
 /// Routes faults can be scripted on ([`AzureStandin::push_fault`]).
 pub mod route {
@@ -269,7 +269,7 @@ impl AzureStandin {
             .tempdir()
             .expect("tempdir for the stand-in CA");
         std::fs::write(pki.path().join("ca.pem"), &ca_pem).expect("write the CA");
-        let tenant = guid();
+        let tenant = uuid_v4();
         let shared = Arc::new(Shared {
             state: Mutex::new(Inner {
                 tenants: vec![tenant.clone()],
@@ -396,7 +396,7 @@ impl AzureStandin {
                 tenant: tenant.to_owned(),
                 secret: None,
                 federated: Vec::new(),
-                object_id: guid(),
+                object_id: uuid_v4(),
             });
         client.tenant = tenant.to_owned();
         f(client);
@@ -480,7 +480,7 @@ impl AzureStandin {
             "accessToken": token,
             "expiresOn": utc_iso(expires).replace('T', " ").trim_end_matches('Z'),
             "expires_on": expires,
-            "subscription": guid(),
+            "subscription": uuid_v4(),
             "tenant": self.tenant(),
             "tokenType": "Bearer",
         });
@@ -810,7 +810,7 @@ fn query_pairs(uri: &Uri) -> HashMap<String, String> {
 // Entra ID
 
 fn entra_error(s: &Shared, status: StatusCode, error: &str, code: u32, text: &str) -> Response {
-    let (trace, correlation) = (guid(), guid());
+    let (trace, correlation) = (uuid_v4(), uuid_v4());
     let ts = utc(now());
     let mut r = json_response(
         status,
@@ -1289,7 +1289,7 @@ fn kv_response(status: StatusCode, body: &Value) -> Response {
         HeaderValue::from_static("1.9.2695.1"),
     );
     h.insert("x-ms-keyvault-region", HeaderValue::from_static("standin"));
-    if let Ok(id) = HeaderValue::from_str(&guid()) {
+    if let Ok(id) = HeaderValue::from_str(&uuid_v4()) {
         h.insert("x-ms-request-id", id);
     }
     r
@@ -1734,18 +1734,6 @@ fn list(s: &Shared, query: &HashMap<String, String>, name: Option<&str>) -> Resp
 // Helpers
 
 /// A random GUID-shaped string (version 4 layout).
-fn guid() -> String {
-    format!(
-        "{:08x}-{:04x}-4{:03x}-{:x}{:03x}-{:012x}",
-        fastrand::u32(..),
-        fastrand::u16(..),
-        fastrand::u16(..0x1000),
-        8 + fastrand::u8(..4),
-        fastrand::u16(..0x1000),
-        fastrand::u64(..1 << 48)
-    )
-}
-
 /// A Key Vault version id: 32 lowercase hex characters.
 fn version_id() -> String {
     format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))

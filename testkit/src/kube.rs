@@ -39,14 +39,7 @@ impl ServiceAccount {
         ServiceAccount {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
-            uid: format!(
-                "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
-                fastrand::u32(..),
-                fastrand::u16(..),
-                fastrand::u16(..0x1000),
-                fastrand::u16(..0x1000),
-                fastrand::u64(..1 << 48)
-            ),
+            uid: crate::standin::uuid_v4(),
         }
     }
 

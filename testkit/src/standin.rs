@@ -142,6 +142,19 @@ pub(crate) struct Server {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// A random version-4 UUID in its lowercase text form (request ids, object ids, tenants).
+pub(crate) fn uuid_v4() -> String {
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:x}{:03x}-{:012x}",
+        fastrand::u32(..),
+        fastrand::u16(..),
+        fastrand::u16(..0x1000),
+        8 + fastrand::u8(..4),
+        fastrand::u16(..0x1000),
+        fastrand::u64(..1 << 48)
+    )
+}
+
 /// A non-blocking listener on a free loopback port.
 pub(crate) fn loopback_listener() -> std::net::TcpListener {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
