@@ -222,6 +222,22 @@ pub fn http_client(opts: &ClientOptions) -> Result<reqwest::Client, String> {
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
 
+/// The certificates of a CA file's PEM text; an error when it holds none or cannot be read
+/// as PEM. Checked when settings are read, so a bad file is reported on its attribute before
+/// any client is built.
+pub fn ca_certificates(
+    pem: &[u8],
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    let ders: Vec<rustls::pki_types::CertificateDer<'static>> =
+        rustls::pki_types::pem::PemObject::pem_slice_iter(pem)
+            .collect::<Result<_, _>>()
+            .map_err(|_| "the CA file does not contain PEM certificates".to_owned())?;
+    if ders.is_empty() {
+        return Err("the CA file does not contain PEM certificates".to_owned());
+    }
+    Ok(ders)
+}
+
 /// The TLS configuration of a client: the shared one, or one that also trusts `ca_pem`.
 fn tls_config(ca_pem: Option<&[u8]>) -> Result<rustls::ClientConfig, String> {
     let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -239,13 +255,7 @@ fn tls_config(ca_pem: Option<&[u8]>) -> Result<rustls::ClientConfig, String> {
                 .clone()
         }
         Some(pem) => {
-            let ders: Vec<rustls::pki_types::CertificateDer<'static>> =
-                rustls::pki_types::pem::PemObject::pem_slice_iter(pem)
-                    .collect::<Result<_, _>>()
-                    .map_err(|_| "the CA file does not contain PEM certificates".to_owned())?;
-            if ders.is_empty() {
-                return Err("the CA file does not contain PEM certificates".to_owned());
-            }
+            let ders = ca_certificates(pem)?;
             std::sync::Arc::new(
                 rustls_platform_verifier::Verifier::new_with_extra_roots(
                     ders,

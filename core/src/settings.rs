@@ -783,18 +783,22 @@ impl AwsBlock {
     }
 }
 
-/// The CA file `file` (if any), read; a failure is pinned to `at`.
+/// The CA file `file` (if any), read and checked to hold certificates; a failure is pinned
+/// to `at`.
 fn read_ca(file: Option<&str>, at: Field) -> Result<Option<Vec<u8>>, Problem> {
-    file.map(|f| {
-        std::fs::read(f).map_err(|e| {
-            Problem::error(
-                "Cannot read the CA file",
-                format!("Reading {f} failed: {e}."),
-            )
-            .at(at)
-        })
-    })
-    .transpose()
+    let Some(f) = file else {
+        return Ok(None);
+    };
+    let pem = std::fs::read(f).map_err(|e| {
+        Problem::error(
+            "Cannot read the CA file",
+            format!("Reading {f} failed: {e}."),
+        )
+        .at(at.clone())
+    })?;
+    net::ca_certificates(&pem)
+        .map_err(|e| Problem::error("Invalid CA file", format!("{f}: {e}.")).at(at))?;
+    Ok(Some(pem))
 }
 
 impl AzureBlock {

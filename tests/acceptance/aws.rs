@@ -362,6 +362,14 @@ fn a_private_ca_is_trusted_from_aws_ca_bundle_or_ca_cert_file_and_nothing_else()
     wd.plan().assert_ok();
     assert_eq!(proxy.count("GetSecretValue"), 2);
 
+    // A file that holds no certificate cannot be trusted: an error on the attribute.
+    wd.file("not-a-ca.pem", "just text\n");
+    let not_pem = wd.path().join("not-a-ca.pem").display().to_string();
+    wd.file("main.tf", &w.config(&with_file(&not_pem), ""));
+    let run = wd.plan();
+    run.assert_fails_with(&["Invalid CA file", "does not contain PEM certificates"]);
+    assert!(run.folded().contains("ca_cert_file"), "{}", run.output());
+
     // A file that cannot be read is an error on the attribute.
     wd.file("main.tf", &w.config(&with_file("/nonexistent/ca.pem"), ""));
     let run = wd.plan();

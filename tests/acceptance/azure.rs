@@ -367,6 +367,24 @@ fn access_errors_throttling_and_the_tag_guard_are_explained() {
         "{}",
         run.output()
     );
+
+    // An application of another tenant gets tokens the vault refuses (401): ccsecrets signs
+    // in afresh once, and then reports the refusal instead of looping.
+    let foreign = "0f0f0f0f-0000-4000-8000-00000000f0f0";
+    w.azure
+        .add_client("other-tenant", foreign, "foreign-secret-value");
+    w.azure.grant_secrets_user(foreign);
+    wd.env("AZURE_TENANT_ID", "other-tenant")
+        .env("AZURE_CLIENT_ID", foreign)
+        .env("AZURE_CLIENT_SECRET", "foreign-secret-value");
+    let run = wd.plan();
+    run.assert_fails_with(&["Azure Key Vault refused the sign-in", "vault's tenant"]);
+    assert_eq!(
+        w.azure.tokens_issued(foreign),
+        2,
+        "the first sign-in and one fresh one"
+    );
+    assert!(!run.output().contains("foreign-secret-value"));
     assert_eq!(w.genesys.tokens_issued(&w.client_id), 2);
 }
 
