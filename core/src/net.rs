@@ -400,9 +400,19 @@ pub fn clamp_secs(secs: i64, max: Duration) -> Duration {
 
 /// The most a token, identity, login or revocation response may hold.
 pub const SMALL_BODY_LIMIT: usize = 64 * 1024;
-/// The most a secret-store response (one secret with its metadata, or a secret's version
-/// list) may hold.
-pub const STORE_BODY_LIMIT: usize = 1024 * 1024;
+/// The most a Vault/OpenBao KV v2 read (a secret's data or its metadata) may hold. Integrated
+/// storage, the recommended backend, keeps entries up to 1 MiB by default and operators raise
+/// `max_entry_size`; other backends take more; JSON escaping can make the answer up to six
+/// times the value (`\u00XX`). 8 MiB reads any such secret and still bounds memory.
+pub const VAULT_KV_BODY_LIMIT: usize = 8 * 1024 * 1024;
+/// The most an AWS Secrets Manager answer may hold: a value is at most 64 KiB (384 KiB if every
+/// byte were escaped), and `DescribeSecret` / `ListSecretVersionIds` list up to 100 versions
+/// with their staging labels and 50 tags.
+pub const AWS_BODY_LIMIT: usize = 1024 * 1024;
+/// The most an Azure Key Vault answer may hold: a value is at most 25 KiB (150 KiB if every
+/// character were escaped), and a version-list page has up to 25 versions with up to 15 tags
+/// each.
+pub const AZURE_BODY_LIMIT: usize = 1024 * 1024;
 
 /// Why a response body could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -817,16 +827,16 @@ mod tests {
         let url = serve_once("HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n", 8 << 20).await;
         let resp = http.get(url).send().await.unwrap();
         assert_eq!(
-            read_body(resp, STORE_BODY_LIMIT).await.unwrap_err(),
+            read_body(resp, AWS_BODY_LIMIT).await.unwrap_err(),
             BodyError::TooLarge {
-                limit: STORE_BODY_LIMIT
+                limit: AWS_BODY_LIMIT
             }
         );
         // Within the limit, without a length: read whole.
         let url = serve_once("HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n", 100_000).await;
         let resp = http.get(url).send().await.unwrap();
         assert_eq!(
-            read_body(resp, STORE_BODY_LIMIT).await.unwrap().len(),
+            read_body(resp, AWS_BODY_LIMIT).await.unwrap().len(),
             100_000
         );
     }

@@ -144,6 +144,17 @@ async fn send(
     let Some(body) = request.body().bytes() else {
         return Err(refused("streamed request bodies are not used".into()));
     };
+    // Secrets Manager's answers (its JSON protocol names the operation in `X-Amz-Target`) may
+    // carry a secret; credential answers (STS, SSO, container and instance endpoints) are small.
+    let limit = if request
+        .headers()
+        .get("x-amz-target")
+        .is_some_and(|t| t.starts_with("secretsmanager."))
+    {
+        net::AWS_BODY_LIMIT
+    } else {
+        net::SMALL_BODY_LIMIT
+    };
     let mut req = client.request(method, url).body(body.to_vec());
     for (name, value) in request.headers() {
         // The connection sets these itself, to the same values (both are signed as such).
@@ -163,7 +174,7 @@ async fn send(
     })?;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    let body = net::read_body(resp, net::STORE_BODY_LIMIT)
+    let body = net::read_body(resp, limit)
         .await
         .map_err(|e| match e {
             // Not retried: the same request would get the same answer.

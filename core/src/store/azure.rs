@@ -108,10 +108,136 @@ pub struct AzureSettings {
     pub max_retries: u32,
 }
 
+/// What one store's sign-in requests carried that must never be shown, and Entra ID's last
+/// refusal, as the transport saw them. Kept so that errors are explained with Entra ID's own
+/// words (the shipped `azure_identity` cannot decode its error bodies) and redacted with what
+/// was really sent, without reading the token file again.
+#[derive(Debug, Default)]
+struct SignInLog {
+    /// Secrets that sign-in requests carried (client secret, federated assertion, the managed
+    /// identity endpoint's header), the last few distinct ones.
+    sent: std::sync::Mutex<Vec<SecretString>>,
+    /// Entra ID's last refusal of a token request, in words fit to show.
+    refusal: std::sync::Mutex<Option<String>>,
+}
+
+/// How many distinct secrets [`SignInLog`] keeps (a federated token file is rotated hourly).
+const KEEP_SENT: usize = 4;
+
+impl SignInLog {
+    fn sent(&self) -> std::sync::MutexGuard<'_, Vec<SecretString>> {
+        self.sent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn refusal(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.refusal
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Remembers `value` as sent (once).
+    fn remember(&self, value: SecretString) {
+        if value.expose_secret().is_empty() {
+            return;
+        }
+        let mut sent = self.sent();
+        if sent
+            .iter()
+            .any(|s| s.expose_secret() == value.expose_secret())
+        {
+            return;
+        }
+        if sent.len() >= KEEP_SENT {
+            sent.remove(0);
+        }
+        sent.push(value);
+    }
+
+    /// Remembers the secrets a sign-in request carries: a token request's `client_secret` and
+    /// `client_assertion` form fields, the managed identity endpoint's `X-IDENTITY-HEADER`.
+    fn remember_request(&self, request: &Request) {
+        if let azure_core::http::Body::Bytes(bytes) = request.body() {
+            for (key, value) in url::form_urlencoded::parse(bytes) {
+                if key == "client_secret" || key == "client_assertion" {
+                    self.remember(SecretString::from(value.into_owned()));
+                }
+            }
+        }
+        for (name, value) in request.headers().iter() {
+            if name.as_str().eq_ignore_ascii_case("x-identity-header") {
+                self.remember(SecretString::from(value.as_str().to_owned()));
+            }
+        }
+    }
+
+    /// Everything sent so far, plus the configured client secret.
+    fn secrets(&self, configured: Option<&SecretString>) -> Vec<SecretString> {
+        configured.cloned().into_iter().chain(self.sent().iter().cloned()).collect()
+    }
+}
+
+/// Microsoft Entra ID's error body (`error`, `error_description`, `error_codes`, and
+/// `timestamp`, `trace_id`, `correlation_id`, `error_uri`, which are not shown).
+#[derive(serde::Deserialize)]
+struct EntraErrorBody {
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    error_description: Option<String>,
+    #[serde(default)]
+    error_codes: Vec<u64>,
+}
+
+/// Entra ID's refusal of a token request in words fit to show: the HTTP status, the OAuth
+/// error, and the first line of the description (which starts with the `AADSTS` code; the
+/// lines after it are the trace id, correlation id and timestamp). Control characters are
+/// stripped and anything in `sent` is redacted.
+fn entra_refusal(status: u16, body: &[u8], sent: &[&str]) -> String {
+    let Ok(parsed) = serde_json::from_slice::<EntraErrorBody>(body) else {
+        return format!(
+            "Microsoft Entra ID answered HTTP {status} to the sign-in, without its JSON error body"
+        );
+    };
+    let error = parsed
+        .error
+        .map(|e| net::untrusted_text(&e, sent, 60))
+        .filter(|e| !e.is_empty());
+    let first_line = parsed
+        .error_description
+        .as_deref()
+        .and_then(|d| d.split(['\r', '\n']).map(str::trim).find(|l| !l.is_empty()))
+        .unwrap_or("");
+    let mut description = net::untrusted_text(first_line, sent, 400);
+    if let Some(code) = parsed.error_codes.first() {
+        if !description.starts_with("AADSTS") {
+            description = if description.is_empty() {
+                format!("AADSTS{code}")
+            } else {
+                format!("AADSTS{code}: {description}")
+            };
+        }
+    }
+    let head = match error {
+        Some(error) => format!("Microsoft Entra ID refused the sign-in (HTTP {status}, {error})"),
+        None => format!("Microsoft Entra ID refused the sign-in (HTTP {status})"),
+    };
+    if description.is_empty() {
+        head
+    } else {
+        format!("{head}: {description}")
+    }
+}
+
 /// The SDK's HTTP transport: this crate's client, with its limits and rules.
 #[derive(Debug)]
 struct Http {
     client: reqwest::Client,
+    /// The vault's host and port: answers from it may carry a secret; all others (Entra ID,
+    /// the managed identity endpoints) are sign-in answers, read with the small cap.
+    vault: (String, Option<u16>),
+    log: Arc<SignInLog>,
 }
 
 fn transport_error(kind: ErrorKind, text: String) -> azure_core::Error {
@@ -133,6 +259,15 @@ impl HttpClient for Http {
                     net::redact_url(url.as_str())
                 ),
             ));
+        }
+        let to_vault = url.host_str().map(str::to_ascii_lowercase).as_deref()
+            == Some(self.vault.0.as_str())
+            && url.port_or_known_default() == self.vault.1;
+        let token_request = !to_vault
+            && request.method() == azure_core::http::Method::Post
+            && url.path().ends_with("/oauth2/v2.0/token");
+        if !to_vault {
+            self.log.remember_request(request);
         }
         let method = reqwest::Method::from_bytes(request.method().as_ref().as_bytes())
             .map_err(|_| transport_error(ErrorKind::Other, "unsupported HTTP method".into()))?;
@@ -168,9 +303,19 @@ impl HttpClient for Http {
                 ))
             })
             .collect();
-        let body = net::read_body(resp, net::STORE_BODY_LIMIT)
+        let limit = if to_vault {
+            net::AZURE_BODY_LIMIT
+        } else {
+            net::SMALL_BODY_LIMIT
+        };
+        let body = net::read_body(resp, limit)
             .await
             .map_err(|e| transport_error(ErrorKind::Io, e.to_string()))?;
+        if token_request && !(200..300).contains(&status) {
+            let sent = self.log.secrets(None);
+            let sent: Vec<&str> = sent.iter().map(|s| s.expose_secret()).collect();
+            *self.log.refusal() = Some(entra_refusal(status, &body, &sent));
+        }
         Ok(AsyncRawResponse::from_bytes(
             status.into(),
             Headers::from(headers),
@@ -193,6 +338,7 @@ pub struct AzureStore {
 struct Clients {
     settings: AzureSettings,
     current: std::sync::Mutex<Option<Arc<SecretClient>>>,
+    log: Arc<SignInLog>,
 }
 
 impl Clients {
@@ -207,7 +353,7 @@ impl Clients {
         if let Some(client) = slot.as_ref() {
             return Ok(Arc::clone(client));
         }
-        let client = Arc::new(connect(&self.settings)?);
+        let client = Arc::new(connect(&self.settings, &self.log)?);
         *slot = Some(Arc::clone(&client));
         Ok(client)
     }
@@ -246,26 +392,13 @@ impl Clients {
         net::redact_url(self.settings.vault_url.as_str())
     }
 
-    /// What was sent that must never be shown: the client secret and the federated assertion.
-    fn sent(&self) -> Vec<String> {
-        let s = &self.settings;
-        let assertion = s
-            .federated_token_file
-            .as_ref()
-            .and_then(|f| std::fs::read_to_string(f).ok())
-            .map(|t| t.trim().to_owned())
-            .filter(|t| !t.is_empty());
-        s.client_secret
-            .iter()
-            .map(|s| s.expose_secret().to_owned())
-            .chain(assertion)
-            .collect()
-    }
-
-    /// SDK errors about the secret at `at` (version `pin`) as problems.
+    /// SDK errors about the secret at `at` (version `pin`) as problems. What sign-in sent
+    /// (the configured client secret, and what the transport saw leave: an assertion, an
+    /// identity header) is redacted; it is looked up when an error happens, after sign-in.
     fn explain(&self, at: &Location, pin: &Pin) -> impl Fn(&azure_core::Error) -> Problem {
-        let (at, pin, vault, sent) = (at.clone(), pin.clone(), self.vault(), self.sent());
-        move |e| explain(e, &at, &pin, &vault, &sent)
+        let (at, pin, vault) = (at.clone(), pin.clone(), self.vault());
+        let (log, secret) = (Arc::clone(&self.log), self.settings.client_secret.clone());
+        move |e| explain(e, &at, &pin, &vault, &log.secrets(secret.as_ref()))
     }
 }
 
@@ -282,6 +415,7 @@ impl AzureStore {
             clients: Arc::new(Clients {
                 settings,
                 current: std::sync::Mutex::new(None),
+                log: Arc::default(),
             }),
             reads: SharedReads::default(),
             id,
@@ -327,8 +461,8 @@ fn setup_problem(e: &azure_core::Error, attr: &str) -> Problem {
     .at(at_block(attr))
 }
 
-/// Builds the credential and the client.
-fn connect(s: &AzureSettings) -> Result<SecretClient, Problem> {
+/// Builds the credential and the client; the transport records sign-in traffic in `log`.
+fn connect(s: &AzureSettings, log: &Arc<SignInLog>) -> Result<SecretClient, Problem> {
     let client = net::http_client(&net::ClientOptions {
         timeout: s.timeout,
         ca_pem: s.ca_pem.clone(),
@@ -345,7 +479,14 @@ fn connect(s: &AzureSettings) -> Result<SecretClient, Problem> {
         Problem::error("Cannot set up the HTTP client", format!("{e}."))
             .at(at_block("ca_cert_file"))
     })?;
-    let http = Arc::new(Http { client });
+    let http = Arc::new(Http {
+        client,
+        vault: (
+            s.vault_url.host_str().unwrap_or_default().to_ascii_lowercase(),
+            s.vault_url.port_or_known_default(),
+        ),
+        log: Arc::clone(log),
+    });
     let options = client_options(s, &http);
     let credential: Arc<dyn TokenCredential> = match s.credential {
         CredentialKind::ClientSecret => {
@@ -394,7 +535,10 @@ fn connect(s: &AzureSettings) -> Result<SecretClient, Problem> {
     };
     SecretClient::new(
         s.vault_url.as_str(),
-        Arc::new(SignIn(credential)),
+        Arc::new(SignIn {
+            credential,
+            log: Arc::clone(log),
+        }),
         Some(SecretClientOptions {
             client_options: options,
             ..SecretClientOptions::default()
@@ -411,8 +555,14 @@ fn connect(s: &AzureSettings) -> Result<SecretClient, Problem> {
 
 /// The chosen credential, its HTTP failures reported as sign-in failures: a managed identity
 /// endpoint's 400 ("identity not assigned") would otherwise read as Key Vault's own answer.
+/// When Entra ID refused a token request, its own words (read by the transport) replace the
+/// SDK's: `azure_identity` 1.0 fails to decode every documented Entra error body (it borrows
+/// `error_description`, which always holds escaped `\r\n`), and says "invalid type: string".
 #[derive(Debug)]
-struct SignIn(Arc<dyn TokenCredential>);
+struct SignIn {
+    credential: Arc<dyn TokenCredential>,
+    log: Arc<SignInLog>,
+}
 
 #[async_trait]
 impl TokenCredential for SignIn {
@@ -421,8 +571,11 @@ impl TokenCredential for SignIn {
         scopes: &[&str],
         options: Option<TokenRequestOptions<'_>>,
     ) -> azure_core::Result<AccessToken> {
-        self.0.get_token(scopes, options).await.map_err(|e| {
-            if matches!(e.kind(), ErrorKind::HttpResponse { .. }) {
+        self.log.refusal().take();
+        self.credential.get_token(scopes, options).await.map_err(|e| {
+            if let Some(refusal) = self.log.refusal().take() {
+                azure_core::Error::with_message(ErrorKind::Credential, refusal)
+            } else if matches!(e.kind(), ErrorKind::HttpResponse { .. }) {
                 azure_core::Error::with_error(ErrorKind::Credential, e, "signing in failed")
             } else {
                 e
@@ -437,9 +590,9 @@ fn explain(
     at: &Location,
     pin: &Pin,
     vault: &str,
-    sent: &[String],
+    sent: &[SecretString],
 ) -> Problem {
-    let sent: Vec<&str> = sent.iter().map(String::as_str).collect();
+    let sent: Vec<&str> = sent.iter().map(|s| s.expose_secret()).collect();
     let full = chain(e);
     // The SDK's retry policy puts this before any error it does not retry; the cause follows.
     let full = full
@@ -626,6 +779,20 @@ fn id_of(p: &SecretProperties) -> String {
     version_of(p.id.as_deref())
 }
 
+/// The order of a secret's versions, oldest to newest: by creation time, and, for versions
+/// created within the same second (Key Vault gives whole seconds and lists versions in no
+/// documented order), by version id, the greater id counting as the newer. The tie-break is
+/// arbitrary but fixed, so every run and every tool names the same current version.
+fn age(p: &SecretProperties) -> (i64, String) {
+    (created(p), id_of(p).to_ascii_lowercase())
+}
+
+/// The current version: the newest in [`age`] order, taken from the version list alone (never a
+/// read of a value, so an identity allowed only to list gets the same answer).
+fn newest(list: &[SecretProperties]) -> Option<&SecretProperties> {
+    list.iter().max_by_key(|p| age(p))
+}
+
 /// What the messages ask to check when the store is slow to answer.
 const REACH: &str = "the vault and Microsoft Entra ID";
 
@@ -677,20 +844,7 @@ impl SecretStore for AzureStore {
             async {
                 let list = self.list(at).await?;
                 let now = now();
-                // The current version is the one a plain get returns (creation times have whole
-                // seconds, so they can tie); its value is dropped unread. A disabled current
-                // version cannot be got: then the newest by creation time stands in.
-                let got = self
-                    .clients
-                    .client()?
-                    .get_secret(&at.path, None)
-                    .await
-                    .and_then(|r| r.into_model())
-                    .ok()
-                    .map(|s| version_of(s.id.as_deref()));
-                let current = got
-                    .and_then(|id| list.iter().find(|p| id_of(p) == id))
-                    .or_else(|| list.iter().max_by_key(|p| created(p)));
+                let current = newest(&list);
                 let oldest = list.iter().min_by_key(|p| created(p));
                 let updated = list
                     .iter()
@@ -738,21 +892,21 @@ impl SecretStore for AzureStore {
             async {
                 let list = self.list(at).await?;
                 let now = now();
-                let current_created = list
+                let current_age = list
                     .iter()
                     .find(|p| id_of(p) == current.version_id)
-                    .map_or(i64::MAX, created);
+                    .map(age);
                 Ok(list
                     .iter()
                     .filter(|p| id_of(p) != current.version_id)
-                    .filter(|p| created(p) <= current_created)
+                    .filter(|p| current_age.as_ref().is_none_or(|c| age(p) < *c))
                     .filter(|p| {
                         let a = p.attributes.as_ref();
                         a.and_then(|a| a.enabled).unwrap_or(true)
                             && unix(a.and_then(|a| a.expires.as_ref())).is_none_or(|e| e > now)
                             && unix(a.and_then(|a| a.not_before.as_ref())).is_none_or(|n| n <= now)
                     })
-                    .max_by_key(|p| created(p))
+                    .max_by_key(|p| age(p))
                     .map(|p| Pin::Id(id_of(p))))
             },
         )
@@ -784,23 +938,29 @@ mod tests {
 
     #[test]
     fn what_was_sent_to_sign_in_never_shows_in_an_error() {
-        let dir = std::env::temp_dir().join(format!("ccsecrets-azure-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let token_file = dir.join("token");
-        let assertion = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXBvOmNjIn0.c2lnbmF0dXJl";
-        std::fs::write(&token_file, format!("{assertion}\n")).unwrap();
         let store = AzureStore::new(AzureSettings {
             vault_url: url::Url::parse("https://cc-prod.vault.azure.net").unwrap(),
             credential: CredentialKind::WorkloadIdentity,
             tenant_id: None,
             client_id: None,
             client_secret: Some(SecretString::from("client-secret-value")),
-            federated_token_file: Some(token_file),
+            federated_token_file: None,
             authority_host: None,
             ca_pem: None,
             timeout: Duration::from_secs(5),
             max_retries: 0,
         });
+        // The transport saw a token request carrying a federated assertion leave (the token
+        // file is not read again to find it).
+        let assertion = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXBvOmNjIn0.c2lnbmF0dXJl";
+        let mut request = Request::new(
+            url::Url::parse("https://login.microsoftonline.com/t/oauth2/v2.0/token").unwrap(),
+            azure_core::http::Method::Post,
+        );
+        request.set_body(format!(
+            "client_assertion={assertion}&client_assertion_type=urn%3Aietf&client_id=c&grant_type=client_credentials"
+        ));
+        store.clients.log.remember_request(&request);
         let at = Location {
             mount: String::new(),
             path: "genesys-prod".into(),
@@ -818,7 +978,69 @@ mod tests {
             !shown.contains(assertion) && !shown.contains("client-secret-value"),
             "{shown}"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
+        let log = format!("{:?}", store.clients.log);
+        assert!(!log.contains(assertion), "{log}");
+    }
+
+    /// Entra ID's documented error body: the description's first line, with the `AADSTS` code,
+    /// then `\r\n`-separated trace id, correlation id and timestamp.
+    fn entra_body(description: &str) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "error": "invalid_client",
+            "error_description": format!("{description}\r\nTrace ID: 0000aaaa-11bb-cccc-dd22-eeeeee333333\r\nCorrelation ID: aaaa0000-bb11-2222-33cc-444444dddddd\r\nTimestamp: 2026-12-07 23:10:12Z"),
+            "error_codes": [7000215],
+            "timestamp": "2026-12-07 23:10:12Z",
+            "trace_id": "0000aaaa-11bb-cccc-dd22-eeeeee333333",
+            "correlation_id": "aaaa0000-bb11-2222-33cc-444444dddddd",
+            "error_uri": "https://login.microsoftonline.com/error?code=7000215"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn entra_refusals_show_the_status_the_code_and_the_first_line() {
+        let body = entra_body(
+            "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent is the value.",
+        );
+        assert_eq!(
+            entra_refusal(401, &body, &[]),
+            "Microsoft Entra ID refused the sign-in (HTTP 401, invalid_client): AADSTS7000215: Invalid client secret provided. Ensure the secret being sent is the value."
+        );
+        // Control characters are stripped, what was sent is redacted, a description without
+        // its code gets it from `error_codes`.
+        let body = entra_body("bad \u{1b}[31msecret s3cr3t-value\u{7}");
+        assert_eq!(
+            entra_refusal(400, &body, &["s3cr3t-value"]),
+            "Microsoft Entra ID refused the sign-in (HTTP 400, invalid_client): AADSTS7000215: bad [31msecret [redacted]"
+        );
+        assert_eq!(
+            entra_refusal(502, b"<html>Bad Gateway</html>", &[]),
+            "Microsoft Entra ID answered HTTP 502 to the sign-in, without its JSON error body"
+        );
+    }
+
+    fn listed(id: &str, created: i64) -> SecretProperties {
+        serde_json::from_value(serde_json::json!({
+            "id": format!("https://v.vault.azure.net/secrets/s/{id}"),
+            "attributes": {"enabled": true, "created": created, "updated": created}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_current_version_is_the_newest_and_ties_go_to_the_greater_id() {
+        let list = vec![
+            listed("0b", 200),
+            listed("ff", 100),
+            listed("0a", 200),
+            listed("1c", 150),
+        ];
+        assert_eq!(newest(&list).map(id_of).as_deref(), Some("0b"));
+        let mut reversed = list.clone();
+        reversed.reverse();
+        assert_eq!(newest(&reversed).map(id_of).as_deref(), Some("0b"));
+        assert!(age(&list[2]) < age(&list[0]));
+        assert_eq!(newest(&[]).map(id_of), None);
     }
 
     #[test]

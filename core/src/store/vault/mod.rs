@@ -241,7 +241,7 @@ impl VaultClient {
                         query,
                         body,
                         Some(&token),
-                        net::STORE_BODY_LIMIT,
+                        net::VAULT_KV_BODY_LIMIT,
                     )
                     .await
                 {
@@ -519,5 +519,96 @@ mod tests {
             e.to_string(),
             "Vault at http://v is unavailable (HTTP 503, sealed): Vault is sealed"
         );
+    }
+
+    /// A "Vault" that answers any request with HTTP 200 and a 1.5 GiB body: announced (refused
+    /// before reading), or streamed without a length (reading stops at the cap). Returns its
+    /// URL, the bytes it managed to send and how many requests it saw.
+    async fn hostile_vault(
+        announce: bool,
+    ) -> (
+        Url,
+        Arc<std::sync::atomic::AtomicUsize>,
+        Arc<std::sync::atomic::AtomicUsize>,
+    ) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        const HUGE: usize = 1536 * 1024 * 1024;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+        let (sent, requests) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (sent2, requests2) = (Arc::clone(&sent), Arc::clone(&requests));
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = listener.accept().await else {
+                    return;
+                };
+                let (sent, requests) = (Arc::clone(&sent2), Arc::clone(&requests2));
+                tokio::spawn(async move {
+                    let mut req = [0u8; 4096];
+                    let _ = s.read(&mut req).await;
+                    requests.fetch_add(1, Ordering::SeqCst);
+                    let head = if announce {
+                        format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {HUGE}\r\n\r\n")
+                    } else {
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n".to_owned()
+                    };
+                    if s.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let chunk = vec![b' '; 64 * 1024];
+                    while sent.load(Ordering::SeqCst) < HUGE {
+                        if s.write_all(&chunk).await.is_err() {
+                            return;
+                        }
+                        sent.fetch_add(chunk.len(), Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        (url, sent, requests)
+    }
+
+    #[tokio::test]
+    async fn a_hostile_1_5_gib_answer_fails_at_the_cap_without_reading_it() {
+        use std::sync::atomic::Ordering;
+        for announce in [true, false] {
+            let (address, sent, requests) = hostile_vault(announce).await;
+            let client = VaultClient::new(VaultSettings {
+                address,
+                namespace: None,
+                auth: AuthMethod::Token(Some(SecretString::from("hvs.test-token"))),
+                client: net::ClientOptions {
+                    timeout: Duration::from_secs(60),
+                    ..net::ClientOptions::default()
+                },
+                retry: RetryPolicy::default(),
+            })
+            .unwrap();
+            let budget = Budget::new(
+                Duration::from_secs(120),
+                tokio_util::sync::CancellationToken::new(),
+            );
+            let e = client
+                .kv_read(&budget, "secret", "big", None)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&e, VaultError::TooLarge { limit, .. } if limit == "8 MiB"),
+                "{e}"
+            );
+            assert!(
+                e.to_string().ends_with(
+                    "answered /v1/secret/data/big with a body larger than the 8 MiB limit; refusing it"
+                ),
+                "{e}"
+            );
+            assert_eq!(requests.load(Ordering::SeqCst), 1, "not retried");
+            // Reading stopped at the cap: what the server got out is the cap plus what the
+            // sockets buffer, far from 1.5 GiB (and nothing at all past the head when the
+            // length was announced).
+            let got_out = sent.load(Ordering::SeqCst);
+            assert!(got_out < 64 << 20, "{got_out} bytes were sent (announce: {announce})");
+        }
     }
 }
