@@ -750,22 +750,32 @@ async fn finish<P: Platform>(
         Some(expected) => match P::identity(&core.net, &request, &lease.token, budget).await {
             Ok(actual) if actual.eq_ignore_ascii_case(expected.trim()) => Some(actual),
             other => {
-                let revoked = P::target(&request).revoke;
-                // Not ours to hand out: give the lease back, which revokes it if unused.
-                let _ = pool.release(lease.handle).await;
+                // Not ours to hand out: give the lease back, which revokes it if no other block
+                // holds it, and say what really happened to it.
+                let released = pool.release(lease.handle).await;
+                let fate = match released {
+                    Err(unrevoked) => format!(
+                        "Revoking the token failed: {}.",
+                        unrevoked.to_string().trim_end_matches('.')
+                    ),
+                    Ok(()) if !P::target(&request).revoke => {
+                        "The token was not handed out (it stays valid until it expires).".to_owned()
+                    }
+                    // Beside this lease, the pool still holds it: another block of this run
+                    // uses the same token.
+                    Ok(()) if Arc::strong_count(&lease.token) > 1 => {
+                        "The token was not handed out; another block still uses it, and it is revoked when that block closes.".to_owned()
+                    }
+                    Ok(()) => "The token was revoked.".to_owned(),
+                };
                 let (field, noun) = P::IDENTITY;
                 return Err(match other {
                     Ok(actual) => Problem::error(
                         format!("Token belongs to another {} {noun}", P::NAME),
                         format!(
-                            "The credentials at {} ({}) minted a token for {noun} {actual}, but `{field}` is {expected}. {} Check that the path points at this environment's credentials.",
+                            "The credentials at {} ({}) minted a token for {noun} {actual}, but `{field}` is {expected}. {fate} Check that the path points at this environment's credentials.",
                             src.at,
                             used.label(),
-                            if revoked {
-                                "The token was revoked."
-                            } else {
-                                "The token was not handed out (it stays valid until it expires)."
-                            }
                         ),
                     )
                     .at_attr(field),
@@ -968,7 +978,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_token_of_another_identity_is_revoked_and_refused() {
+    async fn a_token_of_another_identity_is_refused_and_its_fate_told_as_it_is() {
         let store = FakeStore::default();
         store.put("g", r#"{"client_secret":"s"}"#);
         let (core, _) = core(store, None);
@@ -979,24 +989,53 @@ mod tests {
             behaviour: Arc::clone(&b),
             expected: Some("ORG-A".into()),
         };
-        assert_eq!(
-            mint::<FakePlatform>(&core, &s, &src("g"), OPTS)
-                .await
-                .unwrap()
-                .identity
-                .as_deref(),
-            Some("org-a")
-        );
+        let held = mint::<FakePlatform>(&core, &s, &src("g"), OPTS)
+            .await
+            .unwrap();
+        assert_eq!(held.identity.as_deref(), Some("org-a"));
         let s = FakeSettings {
             behaviour: Arc::clone(&b),
             expected: Some("org-b".into()),
         };
+        // The token is shared with the block that still holds it: not revoked, and said so.
         let e = mint::<FakePlatform>(&core, &s, &src("g"), OPTS)
             .await
             .unwrap_err();
         assert_eq!(e.summary, "Token belongs to another Fake organization");
         assert_eq!(e.field.unwrap().to_string(), "expected_identity");
-        assert!(e.detail.contains("The token was revoked."));
+        assert!(
+            e.detail.contains("another block still uses it, and it is revoked when that block closes"),
+            "{}",
+            e.detail
+        );
+        assert_eq!(b.revoked.load(Ordering::SeqCst), 0);
+        core.pool::<FakePlatform>()
+            .release(held.lease.handle)
+            .await
+            .unwrap();
+        assert_eq!(b.revoked.load(Ordering::SeqCst), 1);
+
+        // A token of its own: revoked, and said so.
+        let e = mint::<FakePlatform>(&core, &s, &src("g"), OPTS)
+            .await
+            .unwrap_err();
+        assert!(e.detail.contains("The token was revoked."), "{}", e.detail);
+        assert_eq!(b.revoked.load(Ordering::SeqCst), 2);
+
+        // A revocation that fails is reported as failed, with when the token expires.
+        b.revoke_fails.store(true, Ordering::SeqCst);
+        let e = mint::<FakePlatform>(&core, &s, &src("g"), OPTS)
+            .await
+            .unwrap_err();
+        assert!(!e.detail.contains("The token was revoked."), "{}", e.detail);
+        assert!(
+            e.detail.contains(
+                "Revoking the token failed: cannot reach Fake at http://127.0.0.1:1/revoke: the connection failed. The token stays valid until it expires at "
+            ),
+            "{}",
+            e.detail
+        );
+        assert_eq!(b.revoked.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

@@ -30,6 +30,8 @@ pub struct Behaviour {
     pub mints: AtomicUsize,
     /// Tokens revoked.
     pub revoked: AtomicUsize,
+    /// When set, revocations fail (the platform is unreachable) and are not counted.
+    pub revoke_fails: std::sync::atomic::AtomicBool,
 }
 
 impl Behaviour {
@@ -90,6 +92,13 @@ impl PooledToken for FakeToken {
         let b = Arc::clone(&self.behaviour);
         Some(
             async move {
+                if b.revoke_fails.load(Ordering::SeqCst) {
+                    return Err(PlatformError::Unreachable {
+                        platform: "Fake",
+                        endpoint: "http://127.0.0.1:1/revoke".into(),
+                        reason: "the connection failed".into(),
+                    });
+                }
                 b.revoked.fetch_add(1, Ordering::SeqCst);
                 Ok(())
             }
