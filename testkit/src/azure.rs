@@ -53,8 +53,13 @@
 //!   `api-version`, `$skiptoken` and `maxresults`; versions are listed in version-id order,
 //!   not creation order (use `attributes.created`).
 //! - Entra ID checks tenant, content type, grant type, client, credential and scope, and
-//!   answers with its error shape (`error`, `error_description` starting `AADSTSnnnn:`,
-//!   `error_codes`, trace and correlation ids). It never echoes a secret or an assertion.
+//!   answers with its documented error shape: `error`, `error_description` (`AADSTSnnnn: ...`,
+//!   then `\r\n`-separated `Trace ID`, `Correlation ID` and `Timestamp` lines), `error_codes`,
+//!   `timestamp`, `trace_id`, `correlation_id` and `error_uri`. It never echoes a secret or an
+//!   assertion.
+//! - [`AzureStandin::grant_reader`] gives an identity `list` without `get` (Key Vault Reader);
+//!   [`AzureStandin::value_requests`] counts every request for a value, refused ones too, so a
+//!   test can prove a value was never asked for.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -204,6 +209,8 @@ struct Inner {
     secrets: BTreeMap<String, Secret>,
     requests: usize,
     reads: HashMap<String, usize>,
+    /// Every `GET /secrets/{name}[/{version}]` by lowercase name, refused ones included.
+    value_requests: HashMap<String, usize>,
     list_pages: HashMap<String, usize>,
     throttled: usize,
     challenges: usize,
@@ -281,6 +288,7 @@ impl AzureStandin {
                 secrets: BTreeMap::new(),
                 requests: 0,
                 reads: HashMap::new(),
+                value_requests: HashMap::new(),
                 list_pages: HashMap::new(),
                 throttled: 0,
                 challenges: 0,
@@ -617,6 +625,13 @@ JSON
         self.update(name, version, |v| v.enabled = enabled);
     }
 
+    /// Sets a version's creation time (`created`, Unix seconds), for instance to make two
+    /// versions share a second, as versions set in quick succession do. The current version
+    /// stays the one set last.
+    pub fn set_created(&self, name: &str, version: &str, unix_secs: i64) {
+        self.update(name, version, |v| v.created = unix_secs);
+    }
+
     /// Sets a version's expiry (`exp`, Unix seconds). Informational: gets still succeed.
     pub fn set_expiry(&self, name: &str, version: &str, unix_secs: i64) {
         self.update(name, version, |v| v.exp = Some(unix_secs));
@@ -692,6 +707,18 @@ JSON
     pub fn reads(&self, name: &str) -> usize {
         self.lock()
             .reads
+            .get(&name.to_ascii_lowercase())
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Requests for a value of secret `name` so far (`GET /secrets/{name}` or
+    /// `GET /secrets/{name}/{version}`), whatever the answer: refused ones (no `getSecret`
+    /// permission, disabled, not found) count too. Proves that something never asked for a
+    /// value.
+    pub fn value_requests(&self, name: &str) -> usize {
+        self.lock()
+            .value_requests
             .get(&name.to_ascii_lowercase())
             .copied()
             .unwrap_or(0)
@@ -1576,6 +1603,10 @@ fn get(
     name: &str,
     version: Option<&str>,
 ) -> Response {
+    *s.lock()
+        .value_requests
+        .entry(name.to_ascii_lowercase())
+        .or_default() += 1;
     if !valid_name(name) {
         return bad_parameter(&format!("The request URI contains an invalid name: {name}"));
     }
@@ -2070,7 +2101,38 @@ mod tests {
             d.starts_with("AADSTS7000215: Invalid client secret provided."),
             "{d}"
         );
-        assert!(d.contains("Trace ID: ") && d.contains("Correlation ID: "));
+        // Microsoft's documented shape: these seven fields, the description's first line, then
+        // `\r\n`-separated trace id, correlation id and timestamp, which repeat the fields.
+        let mut keys: Vec<&str> = b.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "correlation_id",
+                "error",
+                "error_codes",
+                "error_description",
+                "error_uri",
+                "timestamp",
+                "trace_id"
+            ]
+        );
+        let (trace, correlation, ts) = (
+            b["trace_id"].as_str().unwrap(),
+            b["correlation_id"].as_str().unwrap(),
+            b["timestamp"].as_str().unwrap(),
+        );
+        assert!(
+            d.ends_with(&format!(
+                "\r\nTrace ID: {trace}\r\nCorrelation ID: {correlation}\r\nTimestamp: {ts}"
+            )),
+            "{d}"
+        );
+        assert_eq!(d.matches("\r\n").count(), 3, "{d}");
+        assert_eq!(
+            b["error_uri"],
+            json!(format!("{}/error?code=7000215", kv.authority_host()))
+        );
         assert!(!b.to_string().contains("wrong-guess"));
 
         let mut f = base("s3cret-value");
@@ -2396,6 +2458,8 @@ mod tests {
                 .contains("secrets/readMetadata/action")
         );
         assert_eq!(kv.reads("s"), 1);
+        assert_eq!(kv.value_requests("s"), 3, "refused value requests count too");
+        assert_eq!(kv.value_requests("missing"), 1);
     }
 
     #[test]

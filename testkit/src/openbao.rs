@@ -11,6 +11,13 @@ use serde_json::{Value, json};
 /// The root token of every dev server started here.
 pub const ROOT_TOKEN: &str = "root";
 
+/// The SHA-256 of `bytes` in lowercase hex, as Terraform's `sha256()` prints it: compares a
+/// large secret read back through Terraform without printing it.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    format!("{:x}", Sha256::digest(bytes))
+}
+
 /// A running `bao server -dev`, stopped when dropped.
 #[derive(Debug)]
 pub struct OpenBao {

@@ -227,13 +227,20 @@ fn workload_identity_signs_in_with_a_federated_token_file() {
     );
     assert_eq!(w.genesys.tokens_issued(&w.client_id), 1);
 
-    // A token file for another subject is refused by Entra ID, and said so.
+    // A token file for another subject is refused by Entra ID, and said so; the assertion
+    // that was sent never shows.
     let wrong = w
         .azure
         .federated_token_file(issuer, "repo:cc/other:ref:refs/heads/main", 600);
     wd.env("AZURE_FEDERATED_TOKEN_FILE", &wrong.display().to_string());
-    wd.plan()
-        .assert_fails_with(&["Azure sign-in failed", "AADSTS70021"]);
+    let run = wd.plan();
+    run.assert_fails_with(&[
+        "Azure sign-in failed",
+        "Microsoft Entra ID refused the sign-in (HTTP 400, invalid_request): AADSTS70021",
+    ]);
+    let assertion = std::fs::read_to_string(&wrong).unwrap();
+    let out = run.output();
+    assert!(!out.contains(assertion.trim()) && !out.contains("invalid type"), "{out}");
 }
 
 #[test]
@@ -358,15 +365,19 @@ fn access_errors_throttling_and_the_tag_guard_are_explained() {
     wd.plan()
         .assert_fails_with(&["Azure denied access", "Key Vault Secrets User"]);
 
-    // A wrong client secret: Entra ID's refusal, never the secret itself.
+    // A wrong client secret: Entra ID's refusal in its own words (HTTP status, AADSTS code,
+    // the description's first line), not a JSON decoding error; never the secret itself, nor
+    // the trace lines after the first.
     wd.env("AZURE_CLIENT_SECRET", "wrong-secret-value-123");
     let run = wd.plan();
-    run.assert_fails_with(&["Azure sign-in failed"]);
-    assert!(
-        !run.output().contains("wrong-secret-value-123"),
-        "{}",
-        run.output()
-    );
+    run.assert_fails_with(&[
+        "Azure sign-in failed",
+        "Microsoft Entra ID refused the sign-in (HTTP 401, invalid_client): AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID",
+    ]);
+    let out = run.output();
+    for garble in ["invalid type", "Trace ID", "Correlation ID", "wrong-secret-value-123"] {
+        assert!(!out.contains(garble), "{garble:?} in {out}");
+    }
 
     // An application of another tenant gets tokens the vault refuses (401): ccsecrets signs
     // in afresh once, and then reports the refusal instead of looping.
@@ -397,6 +408,9 @@ fn the_metadata_data_source_shows_key_vault_versions_states_and_tags() {
         &genesys_credential(&w.client_id, "rotated"),
         &[("team", "cc")],
     );
+    // Created a minute apart (set in one second, they would tie: the next test covers that).
+    w.azure.set_created(&w.name, &first, 1_760_000_000);
+    w.azure.set_created(&w.name, &second, 1_760_000_060);
     w.azure.set_enabled(&w.name, &first, false);
     let wd = w.workdir();
     wd.file(
@@ -427,5 +441,76 @@ fn the_metadata_data_source_shows_key_vault_versions_states_and_tags() {
     assert_no_secrets(
         &wd.persisted(),
         &[w.client_secret.clone(), "rotated".to_owned()],
+    );
+}
+
+#[test]
+fn the_metadata_data_source_never_asks_for_a_value_and_needs_only_list() {
+    let w = AzureWorld::new(&[("environment", "prod")]);
+    let first = w.azure.versions(&w.name)[0].clone();
+    let second = w.azure.set_secret(
+        &w.name,
+        &genesys_credential(&w.client_id, "rotated"),
+        &[("environment", "prod"), ("team", "cc")],
+    );
+    let third = w.azure.set_secret(
+        &w.name,
+        &genesys_credential(&w.client_id, "rotated-again"),
+        &[("environment", "prod"), ("team", "ops")],
+    );
+    // The two newest versions were created within the same second: the greater version id
+    // counts as the newer (the documented tie-break), wherever the list puts it.
+    let created = 1_760_000_000;
+    w.azure.set_created(&w.name, &first, created - 60);
+    w.azure.set_created(&w.name, &second, created);
+    w.azure.set_created(&w.name, &third, created);
+    let (newer, older) = if second > third {
+        (&second, &third)
+    } else {
+        (&third, &second)
+    };
+    let team = if *newer == second { "cc" } else { "ops" };
+    // An identity allowed to list versions but not to get values (Key Vault Reader).
+    w.azure.grant_reader(&w.app_id);
+    let wd = w.workdir();
+    wd.file(
+        "main.tf",
+        &format!(
+            "{REQUIRED}\nprovider \"ccsecrets\" {{\n{}\n}}\n\
+             data \"ccsecrets_vault_secret_metadata\" \"m\" {{\n  path = {}\n}}\n\
+             output \"m\" {{\n  value = data.ccsecrets_vault_secret_metadata.m\n}}\n",
+            w.store(""),
+            q(&w.name)
+        ),
+    );
+    wd.apply().assert_ok();
+    assert_eq!(
+        w.azure.value_requests(&w.name),
+        0,
+        "the data source asked Key Vault for a value"
+    );
+    assert!(w.azure.list_pages(&w.name) >= 1);
+    let out = wd.run(&["output", "-json", "m"]);
+    out.assert_ok();
+    let m: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(m["current_version_id"], json!(newer), "{m}");
+    assert_eq!(m["custom_metadata"]["team"], json!(team), "{m}");
+    assert_eq!(m["custom_metadata"]["environment"], json!("prod"), "{m}");
+    for v in [&first, older, newer] {
+        assert_eq!(m["version_states"][v], json!("enabled"), "{m}");
+    }
+    assert_eq!(
+        m["version_created_times"][newer],
+        m["version_created_times"][older],
+        "{m}"
+    );
+    assert_eq!(m["created_time"], m["version_created_times"][&first], "{m}");
+    assert_no_secrets(
+        &wd.persisted(),
+        &[
+            w.client_secret.clone(),
+            "rotated".to_owned(),
+            "rotated-again".to_owned(),
+        ],
     );
 }

@@ -95,6 +95,70 @@ fn vault_secret_example_hands_a_value_to_a_provisioner() {
     assert_no_secrets(&wd.persisted(), &[signing_key]);
 }
 
+/// A secret of exactly 1 MiB (OpenBao takes it; integrated storage's default entry limit is
+/// 1 MiB) holding every character JSON escapes, read through `data_json` and `data` by real
+/// Terraform: the value arrives byte for byte. Terraform hashes it, so it is never printed.
+#[test]
+fn a_1_mib_secret_is_read_byte_exact_through_data_json() {
+    const SIZE: usize = 1024 * 1024;
+    let bao = OpenBao::start();
+    let marker = secret_value("big");
+    let mut value = marker.clone();
+    let specials = [
+        "\"", "\\", "\n", "\r\n", "\t", "\u{1}", "<", ">", "&", "\u{2028}", "é", "€", "😀", "/",
+    ];
+    while value.len() < SIZE - 8 {
+        if fastrand::u8(..4) == 0 {
+            value.push_str(specials[fastrand::usize(..specials.len())]);
+        } else {
+            value.push(fastrand::alphanumeric());
+        }
+    }
+    while value.len() < SIZE {
+        value.push('x');
+    }
+    assert_eq!(value.len(), SIZE);
+    bao.kv_put("big/blob", json!({"blob": value, "small": 1}));
+    let wd = vault_workdir(&bao);
+    wd.file(
+        "main.tf",
+        &format!(
+            r#"{REQUIRED}
+provider "ccsecrets" {{
+  vault {{
+    address = {}
+  }}
+}}
+
+ephemeral "ccsecrets_vault_secret" "big" {{
+  path = "big/blob"
+}}
+
+resource "terraform_data" "check" {{
+  provisioner "local-exec" {{
+    command = "printf '%s %s %s' \"$JSON\" \"$DATA\" \"$SMALL\" > got.txt"
+    environment = {{
+      JSON   = sha256(jsondecode(ephemeral.ccsecrets_vault_secret.big.data_json)["blob"])
+      DATA   = sha256(ephemeral.ccsecrets_vault_secret.big.data["blob"])
+      SMALL  = jsondecode(ephemeral.ccsecrets_vault_secret.big.data_json)["small"]
+    }}
+  }}
+}}
+"#,
+            q(&bao.addr())
+        ),
+    );
+    wd.apply().assert_ok();
+    let got = String::from_utf8(wd.read("got.txt")).unwrap();
+    let want_hash = ccsecrets_testkit::openbao::sha256_hex(value.as_bytes());
+    assert_eq!(
+        got,
+        format!("{want_hash} {want_hash} 1"),
+        "the value did not arrive byte for byte"
+    );
+    assert_no_secrets(&wd.persisted(), &[marker]);
+}
+
 #[test]
 fn a_config_unknown_at_plan_is_opened_only_at_apply() {
     let w = GenesysWorld::new("genesys/late");

@@ -208,7 +208,7 @@ fn an_orphaned_provider_revokes_and_exits() {
 fn oversized_bodies_are_refused_with_their_limit() {
     let w = GenesysWorld::new("genesys/huge");
     w.bao
-        .kv_put("big/secret", json!({"blob": "x".repeat(1536 * 1024)}));
+        .kv_put("big/secret", json!({"blob": "x".repeat(9 * 1024 * 1024)}));
     w.standin
         .push_fault(genesys::route::TOKEN, Fault::Huge(64 << 20));
     rt().block_on(async {
@@ -237,7 +237,7 @@ fn oversized_bodies_are_refused_with_their_limit() {
             .await;
         let text = all_text(&r.diagnostics);
         assert!(
-            text.contains("/v1/secret/data/big/secret with a body larger than the 1 MiB limit"),
+            text.contains("/v1/secret/data/big/secret with a body larger than the 8 MiB limit"),
             "{text}"
         );
         p.stop().await;

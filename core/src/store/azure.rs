@@ -892,14 +892,17 @@ impl SecretStore for AzureStore {
             async {
                 let list = self.list(at).await?;
                 let now = now();
-                let current_age = list
+                // The version read was Key Vault's current one, the newest: every other version
+                // created no later is older, even within the same second. Among those, the
+                // newest in `age` order is taken.
+                let current_created = list
                     .iter()
                     .find(|p| id_of(p) == current.version_id)
-                    .map(age);
+                    .map_or(i64::MAX, created);
                 Ok(list
                     .iter()
                     .filter(|p| id_of(p) != current.version_id)
-                    .filter(|p| current_age.as_ref().is_none_or(|c| age(p) < *c))
+                    .filter(|p| created(p) <= current_created)
                     .filter(|p| {
                         let a = p.attributes.as_ref();
                         a.and_then(|a| a.enabled).unwrap_or(true)
