@@ -1004,7 +1004,8 @@ mod tests {
         assert_eq!(e.summary, "Token belongs to another Fake organization");
         assert_eq!(e.field.unwrap().to_string(), "expected_identity");
         assert!(
-            e.detail.contains("another block still uses it, and it is revoked when that block closes"),
+            e.detail
+                .contains("another block still uses it, and it is revoked when that block closes"),
             "{}",
             e.detail
         );

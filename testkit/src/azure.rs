@@ -2458,7 +2458,11 @@ mod tests {
                 .contains("secrets/readMetadata/action")
         );
         assert_eq!(kv.reads("s"), 1);
-        assert_eq!(kv.value_requests("s"), 3, "refused value requests count too");
+        assert_eq!(
+            kv.value_requests("s"),
+            3,
+            "refused value requests count too"
+        );
         assert_eq!(kv.value_requests("missing"), 1);
     }
 

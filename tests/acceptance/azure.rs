@@ -240,7 +240,10 @@ fn workload_identity_signs_in_with_a_federated_token_file() {
     ]);
     let assertion = std::fs::read_to_string(&wrong).unwrap();
     let out = run.output();
-    assert!(!out.contains(assertion.trim()) && !out.contains("invalid type"), "{out}");
+    assert!(
+        !out.contains(assertion.trim()) && !out.contains("invalid type"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -375,7 +378,12 @@ fn access_errors_throttling_and_the_tag_guard_are_explained() {
         "Microsoft Entra ID refused the sign-in (HTTP 401, invalid_client): AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID",
     ]);
     let out = run.output();
-    for garble in ["invalid type", "Trace ID", "Correlation ID", "wrong-secret-value-123"] {
+    for garble in [
+        "invalid type",
+        "Trace ID",
+        "Correlation ID",
+        "wrong-secret-value-123",
+    ] {
         assert!(!out.contains(garble), "{garble:?} in {out}");
     }
 
@@ -500,8 +508,7 @@ fn the_metadata_data_source_never_asks_for_a_value_and_needs_only_list() {
         assert_eq!(m["version_states"][v], json!("enabled"), "{m}");
     }
     assert_eq!(
-        m["version_created_times"][newer],
-        m["version_created_times"][older],
+        m["version_created_times"][newer], m["version_created_times"][older],
         "{m}"
     );
     assert_eq!(m["created_time"], m["version_created_times"][&first], "{m}");

@@ -174,13 +174,11 @@ async fn send(
     })?;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    let body = net::read_body(resp, limit)
-        .await
-        .map_err(|e| match e {
-            // Not retried: the same request would get the same answer.
-            net::BodyError::TooLarge { .. } => ConnectorError::other(e.to_string().into(), None),
-            net::BodyError::Transport(_) => ConnectorError::io(e.to_string().into()),
-        })?;
+    let body = net::read_body(resp, limit).await.map_err(|e| match e {
+        // Not retried: the same request would get the same answer.
+        net::BodyError::TooLarge { .. } => ConnectorError::other(e.to_string().into(), None),
+        net::BodyError::Transport(_) => ConnectorError::io(e.to_string().into()),
+    })?;
     let status = status
         .try_into()
         .map_err(|_| ConnectorError::other("invalid HTTP status".into(), None))?;

@@ -174,7 +174,11 @@ impl SignInLog {
 
     /// Everything sent so far, plus the configured client secret.
     fn secrets(&self, configured: Option<&SecretString>) -> Vec<SecretString> {
-        configured.cloned().into_iter().chain(self.sent().iter().cloned()).collect()
+        configured
+            .cloned()
+            .into_iter()
+            .chain(self.sent().iter().cloned())
+            .collect()
     }
 }
 
@@ -482,7 +486,10 @@ fn connect(s: &AzureSettings, log: &Arc<SignInLog>) -> Result<SecretClient, Prob
     let http = Arc::new(Http {
         client,
         vault: (
-            s.vault_url.host_str().unwrap_or_default().to_ascii_lowercase(),
+            s.vault_url
+                .host_str()
+                .unwrap_or_default()
+                .to_ascii_lowercase(),
             s.vault_url.port_or_known_default(),
         ),
         log: Arc::clone(log),
@@ -572,15 +579,18 @@ impl TokenCredential for SignIn {
         options: Option<TokenRequestOptions<'_>>,
     ) -> azure_core::Result<AccessToken> {
         self.log.refusal().take();
-        self.credential.get_token(scopes, options).await.map_err(|e| {
-            if let Some(refusal) = self.log.refusal().take() {
-                azure_core::Error::with_message(ErrorKind::Credential, refusal)
-            } else if matches!(e.kind(), ErrorKind::HttpResponse { .. }) {
-                azure_core::Error::with_error(ErrorKind::Credential, e, "signing in failed")
-            } else {
-                e
-            }
-        })
+        self.credential
+            .get_token(scopes, options)
+            .await
+            .map_err(|e| {
+                if let Some(refusal) = self.log.refusal().take() {
+                    azure_core::Error::with_message(ErrorKind::Credential, refusal)
+                } else if matches!(e.kind(), ErrorKind::HttpResponse { .. }) {
+                    azure_core::Error::with_error(ErrorKind::Credential, e, "signing in failed")
+                } else {
+                    e
+                }
+            })
     }
 }
 

@@ -549,7 +549,9 @@ mod tests {
                     let _ = s.read(&mut req).await;
                     requests.fetch_add(1, Ordering::SeqCst);
                     let head = if announce {
-                        format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {HUGE}\r\n\r\n")
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {HUGE}\r\n\r\n"
+                        )
                     } else {
                         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n".to_owned()
                     };
@@ -608,7 +610,10 @@ mod tests {
             // sockets buffer, far from 1.5 GiB (and nothing at all past the head when the
             // length was announced).
             let got_out = sent.load(Ordering::SeqCst);
-            assert!(got_out < 64 << 20, "{got_out} bytes were sent (announce: {announce})");
+            assert!(
+                got_out < 64 << 20,
+                "{got_out} bytes were sent (announce: {announce})"
+            );
         }
     }
 }
