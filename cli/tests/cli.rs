@@ -1072,7 +1072,7 @@ fn the_command_gets_no_store_credentials_unless_they_are_kept() {
         "{}",
         text(&out)
     );
-    assert_no_secrets(&text(&out), &[w.client_secret.clone()]);
+    assert_no_secrets(&text(&out), std::slice::from_ref(&w.client_secret));
     // Vault's variables and the jwt_env variable are gone; other tools' credentials stay.
     let child = env_check(
         &["VAULT_TOKEN", "BAO_TOKEN", "CI_ID_TOKEN"],
