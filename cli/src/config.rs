@@ -18,6 +18,9 @@ use serde_json::{Map, Value};
 pub(crate) const DEFAULT_FILE: &str = "ccsecrets.hcl";
 /// The environment variable naming the configuration file.
 pub(crate) const CONFIG_ENV: &str = "CCSECRETS_CONFIG";
+/// The command line's own top-level attribute (not a provider setting): keep the store's
+/// credentials in a command's environment.
+pub(crate) const PASS_STORE_CREDENTIALS: &str = "pass_store_credentials";
 
 /// A block type of the configuration file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -84,13 +87,34 @@ pub(crate) struct Place {
 
 impl fmt::Display for Place {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = escape_controls(&self.file);
         if self.line == 0 {
-            f.write_str(&self.file)
+            f.write_str(&file)
         } else {
-            write!(f, "{} line {}", self.file, self.line)
+            write!(f, "{file} line {}", self.line)
         }
     }
 }
+
+/// Text from the configuration (a path, a name) made safe for a terminal: control characters
+/// (ESC, BEL, CR, LF, ...) and characters that reorder or hide text are shown escaped
+/// (`\u{1b}`), so a crafted name cannot rewrite what the user sees.
+pub(crate) fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control()
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+        {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The largest configuration file ccsecrets reads.
+pub(crate) const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
 /// A problem with where it is: the core's text, the configuration's place.
 #[derive(Debug, Clone)]
@@ -234,6 +258,9 @@ pub(crate) struct Config {
     pub(crate) blocks: Vec<TokenBlock>,
     /// The `agent` block's attributes.
     pub(crate) agent: Option<Map<String, Value>>,
+    /// `pass_store_credentials = true`: leave the store's credentials in a command's
+    /// environment (they are removed by default).
+    pub(crate) pass_store_credentials: bool,
     file: String,
     lines: HashMap<Vec<String>, usize>,
 }
@@ -246,6 +273,7 @@ impl Config {
             settings: Settings::default(),
             blocks: Vec::new(),
             agent: None,
+            pass_store_credentials: false,
             file: String::new(),
             lines: HashMap::new(),
         }
@@ -283,11 +311,21 @@ impl Config {
         }
     }
 
-    /// Adds a block from a shorthand flag (`--genesys PATH`).
-    pub(crate) fn add_shorthand(&mut self, kind: BlockKind, flag: &str, path: &str) {
+    /// Adds a block from a shorthand flag (`--genesys PATH`), with `extra` string attributes
+    /// (`login_url`, `api_url`).
+    pub(crate) fn add_shorthand(
+        &mut self,
+        kind: BlockKind,
+        flag: &str,
+        path: &str,
+        extra: &[(&str, &str)],
+    ) {
         let name = format!("{flag}-{}", self.blocks.len());
         let mut attrs = Map::new();
         attrs.insert("path".into(), Value::String(path.to_owned()));
+        for (k, v) in extra {
+            attrs.insert((*k).to_owned(), Value::String((*v).to_owned()));
+        }
         self.blocks.push(TokenBlock {
             kind,
             env: default_env(kind),
@@ -327,19 +365,42 @@ pub(crate) fn which_file(flag: Option<&Path>) -> Option<PathBuf> {
     default.exists().then_some(default)
 }
 
-/// Reads and checks a configuration file.
+/// Reads and checks a configuration file: a regular file or a pipe (`--config <(...)`), at
+/// most [`MAX_CONFIG_BYTES`].
 pub(crate) fn load(path: &Path) -> Result<Config, Vec<Located>> {
+    use std::io::Read as _;
+    use std::os::unix::fs::FileTypeExt as _;
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let fail = |detail: String| {
         vec![Located {
-            problem: Problem::error(
-                "Cannot read the configuration file",
-                format!("{shown}: {e}."),
-            ),
+            problem: Problem::error("Cannot read the configuration file", detail),
             place: None,
             block: None,
         }]
-    })?;
+    };
+    let shown_safe = escape_controls(&shown);
+    let file = std::fs::File::open(path).map_err(|e| fail(format!("{shown_safe}: {e}.")))?;
+    let kind = file
+        .metadata()
+        .map_err(|e| fail(format!("{shown_safe}: {e}.")))?
+        .file_type();
+    if !(kind.is_file() || kind.is_fifo()) {
+        return Err(fail(format!(
+            "{shown_safe} is not a regular file (nor a pipe); give the configuration file itself."
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(format!("{shown_safe}: {e}.")))?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(fail(format!(
+            "{shown_safe} is larger than {} KiB; a configuration file is far smaller.",
+            MAX_CONFIG_BYTES / 1024
+        )));
+    }
+    let text =
+        String::from_utf8(bytes).map_err(|_| fail(format!("{shown_safe} is not UTF-8 text.")))?;
     parse(&shown, &text)
 }
 
@@ -376,6 +437,7 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Config, Vec<Located>> {
     let mut settings_json = Map::new();
     let mut blocks = Vec::new();
     let mut agent = None;
+    let mut pass_store_credentials = false;
     let mut names: HashMap<(BlockKind, String), usize> = HashMap::new();
     for structure in body.iter() {
         match structure {
@@ -461,6 +523,14 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Config, Vec<Located>> {
                     )),
                 }
             }
+            Structure::Attribute(a) if a.key.as_str() == PASS_STORE_CREDENTIALS => {
+                let line = lines.line_of(a.span());
+                if let Some(Value::Bool(b)) =
+                    reader.literal(&a.value, Kind::Bool, line, None, PASS_STORE_CREDENTIALS)
+                {
+                    pass_store_credentials = b;
+                }
+            }
             Structure::Attribute(a) => {
                 let line = lines.line_of(a.span());
                 let key = a.key.as_str();
@@ -471,9 +541,10 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Config, Vec<Located>> {
                             settings_json.insert(key.to_owned(), v);
                         }
                     }
-                    _ => reader.problems.push(
-                        reader.unplaced_at(line, unsupported_argument(key, &settings_words, &[])),
-                    ),
+                    _ => reader.problems.push(reader.unplaced_at(
+                        line,
+                        unsupported_argument(key, &settings_words, &[PASS_STORE_CREDENTIALS]),
+                    )),
                 }
             }
         }
@@ -501,6 +572,7 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Config, Vec<Located>> {
         settings: settings.unwrap_or_default(),
         blocks,
         agent,
+        pass_store_credentials,
         file: file.to_owned(),
         lines: reader.places,
     })

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::process::ExitStatus;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ccsecrets_core::mint::Output;
@@ -13,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{BlockKind, Located, TokenBlock};
+use crate::config::{BlockKind, Config, Located, TokenBlock};
 use crate::open::Opened;
 
 /// Variables removed from the command's environment when a Genesys token is handed over: the
@@ -34,11 +35,79 @@ pub(crate) enum EnvValue {
     Secret(SecretString),
 }
 
+/// Variables holding the credentials ccsecrets may use to reach each kind of store (besides a
+/// configured `jwt_env`): removed from the command's environment unless kept on purpose.
+pub(crate) const VAULT_CREDENTIAL_VARS: [&str; 2] = ["VAULT_TOKEN", "BAO_TOKEN"];
+/// See [`VAULT_CREDENTIAL_VARS`].
+pub(crate) const AWS_CREDENTIAL_VARS: [&str; 3] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+];
+/// See [`VAULT_CREDENTIAL_VARS`].
+pub(crate) const AZURE_CREDENTIAL_VARS: [&str; 2] =
+    ["AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE"];
+
+/// The store credentials to remove from a command's environment for this configuration: the
+/// variables of its kind of store and its `jwt_env` variable; none with
+/// `pass_store_credentials = true`. Put them in [`Handover::remove`].
+pub(crate) fn store_credential_vars(config: &Config) -> Vec<String> {
+    use ccsecrets_core::store::StoreKind;
+    if config.pass_store_credentials {
+        return Vec::new();
+    }
+    let settings = &config.settings;
+    let mut names: Vec<String> = match settings.store_kind() {
+        StoreKind::Vault => VAULT_CREDENTIAL_VARS.map(str::to_owned).to_vec(),
+        StoreKind::AwsSecretsManager => AWS_CREDENTIAL_VARS.map(str::to_owned).to_vec(),
+        StoreKind::AzureKeyVault => AZURE_CREDENTIAL_VARS.map(str::to_owned).to_vec(),
+    };
+    if let Some(name) = settings
+        .vault
+        .as_ref()
+        .and_then(|v| v.auth_jwt.as_ref())
+        .and_then(|j| j.jwt_env.clone())
+    {
+        names.push(name);
+    }
+    names
+}
+
+/// Names to remove from the command's environment (each once).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Removed(Vec<String>);
+
+impl Removed {
+    /// Adds names (`&str` or `String`).
+    pub(crate) fn extend<I, S>(&mut self, names: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        for n in names {
+            let n = n.into();
+            if !self.0.contains(&n) {
+                self.0.push(n);
+            }
+        }
+    }
+
+    /// Drops the names kept on purpose (`--keep-env NAME`).
+    pub(crate) fn keep(&mut self, kept: &[String]) {
+        self.0.retain(|n| !kept.contains(n));
+    }
+
+    /// The names.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+}
+
 /// What the command's environment gets.
 #[derive(Debug, Default)]
 pub(crate) struct Handover {
     pub(crate) set: BTreeMap<String, EnvValue>,
-    pub(crate) remove: Vec<&'static str>,
+    pub(crate) remove: Removed,
 }
 
 /// Two blocks that would set the same variable: an error naming both. Checked before anything
@@ -108,22 +177,52 @@ pub(crate) fn secrets(opened: &[Opened]) -> Vec<SecretString> {
     out
 }
 
-/// When GitHub Actions runs us, asks the runner to mask each value in every later log line.
+/// Set when masks are turned off (`--no-masks`, `CCSECRETS_NO_MASKS`).
+static MASKS_OFF: AtomicBool = AtomicBool::new(false);
+
+/// Turns GitHub mask lines off for this process.
+pub(crate) fn disable_masks() {
+    MASKS_OFF.store(true, Ordering::Relaxed);
+}
+
+/// A workflow command's data escaped as the runner unescapes it (`actions/runner`,
+/// `ActionCommand.UnescapeData`: `%0D` to CR, `%0A` to LF, `%25` to `%`).
+fn escape_command_data(value: &str) -> String {
+    value
+        .replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// When GitHub Actions runs us (and masks are not turned off), `::add-mask::` lines that ask
+/// the runner to mask each value in every later log line: the whole value and, for a value of
+/// several lines, each line too (the runner masks line by line). Write them to stderr: the
+/// runner reads commands from both streams, and stdout belongs to the command.
 pub(crate) fn github_masks(values: &[SecretString]) -> String {
-    if std::env::var("GITHUB_ACTIONS").as_deref() != Ok("true") {
+    if MASKS_OFF.load(Ordering::Relaxed) || std::env::var("GITHUB_ACTIONS").as_deref() != Ok("true")
+    {
         return String::new();
     }
-    values
-        .iter()
-        .flat_map(|v| {
-            v.expose_secret()
-                .lines()
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        })
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| format!("::add-mask::{l}\n"))
-        .collect()
+    let mut seen: Vec<&str> = Vec::new();
+    for v in values {
+        let v = v.expose_secret();
+        seen.push(v);
+        if v.contains(['\r', '\n']) {
+            seen.extend(v.split(['\r', '\n']));
+        }
+    }
+    let mut out = String::new();
+    let mut done: Vec<&str> = Vec::new();
+    for v in seen {
+        if v.trim().is_empty() || done.contains(&v) {
+            continue;
+        }
+        done.push(v);
+        out.push_str("::add-mask::");
+        out.push_str(&escape_command_data(v));
+        out.push('\n');
+    }
+    out
 }
 
 /// How the command ended, as ccsecrets's own exit status.
@@ -157,7 +256,7 @@ pub(crate) async fn run(
     })?;
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args);
-    for name in &handover.remove {
+    for name in handover.remove.iter() {
         cmd.env_remove(name);
     }
     for (name, value) in &handover.set {
@@ -167,6 +266,16 @@ pub(crate) async fn run(
         };
     }
     drop(handover);
+    // From a terminal, the command stays in the terminal's foreground process group: it reads
+    // the terminal (a group in the background would be stopped by SIGTTIN) and the terminal's
+    // Ctrl-C reaches it. Elsewhere (CI, scripts) it leads a group of its own, so signals and
+    // the grace-period kill reach everything it started.
+    let from_terminal = std::io::stdin().is_terminal();
+    let own_group = !from_terminal;
+    if own_group {
+        cmd.process_group(0);
+    }
+    die_with_parent(&mut cmd);
     let mut child = cmd.spawn().map_err(|e| {
         let code = match e.kind() {
             std::io::ErrorKind::NotFound => 127,
@@ -183,13 +292,20 @@ pub(crate) async fn run(
         .map(Pid::from_raw);
     let forward = |sig: Signal| {
         if let Some(pid) = pid {
-            let _ = kill(pid, sig);
+            // The group's id is the command's pid; a negative pid signals the whole group.
+            let target = if own_group {
+                Pid::from_raw(-pid.as_raw())
+            } else {
+                pid
+            };
+            if kill(target, sig).is_err() {
+                let _ = kill(pid, sig);
+            }
         }
     };
     // A terminal delivers Ctrl-C (SIGINT) and Ctrl-\ (SIGQUIT) to the whole foreground process
     // group, the command included: forwarding them again would make a second interrupt (which
     // Terraform, for one, takes as "exit now").
-    let from_terminal = std::io::stdin().is_terminal();
     let mut signals = Signals::new().map_err(|e| SpawnError {
         code: 1,
         message: format!("cannot install signal handlers: {e}"),
@@ -230,6 +346,34 @@ pub(crate) async fn run(
         }
     }
 }
+
+/// Makes the command die (SIGKILL) when ccsecrets dies, even by SIGKILL: `PR_SET_PDEATHSIG`,
+/// set in the child between fork and exec. The signal follows the thread that forked, so
+/// spawn from a thread that lives as long as ccsecrets waits for the command (the main
+/// thread, or a runtime worker).
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn die_with_parent(cmd: &mut tokio::process::Command) {
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
+    // calls are allowed. It makes two system calls, prctl(2) and getppid(2), both
+    // async-signal-safe, through nix's thin wrappers; it allocates nothing, takes no lock and
+    // touches no state shared with the parent (`parent` is a copied integer; the errors are
+    // built from a raw errno, without allocating).
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+            // ccsecrets died between fork and prctl: the signal will never come.
+            if u32::try_from(nix::unistd::getppid().as_raw()).ok() != Some(parent) {
+                return Err(std::io::Error::from(nix::errno::Errno::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_cmd: &mut tokio::process::Command) {}
 
 /// The stop signals ccsecrets forwards.
 pub(crate) struct Signals {
@@ -273,14 +417,16 @@ mod tests {
     }
 
     #[test]
-    fn masks_only_under_github_actions() {
-        let v = vec![SecretString::from("tok-1"), SecretString::from("a\nb")];
-        // The test process may itself run under GitHub Actions: compare with the variable.
-        let want = if std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true") {
-            "::add-mask::tok-1\n::add-mask::a\n::add-mask::b\n"
-        } else {
-            ""
+    fn mask_data_is_escaped_as_the_runner_unescapes_it() {
+        assert_eq!(escape_command_data("a%0Db\r\n%"), "a%250Db%0D%0A%25");
+        // The runner's UnescapeData, in its order, gives the value back.
+        let unescape = |s: &str| {
+            s.replace("%0D", "\r")
+                .replace("%0A", "\n")
+                .replace("%25", "%")
         };
-        assert_eq!(github_masks(&v), want);
+        for v in ["%0A", "x%25y", "a\r\nb%", "%%0D0D", "plain"] {
+            assert_eq!(unescape(&escape_command_data(v)), v);
+        }
     }
 }

@@ -35,11 +35,25 @@ const EXIT_UNAVAILABLE: u8 = 69;
 const REVOKE_BUDGET: Duration = Duration::from_secs(10);
 
 const AFTER_HELP: &str = "\
+Stores: Vault or OpenBao (KV version 2), AWS Secrets Manager, or Azure Key Vault, configured as
+in the Terraform provider.
+
 Configuration: --config FILE, else $CCSECRETS_CONFIG, else ./ccsecrets.hcl. It uses the Terraform
-provider's words: the provider's settings and `vault { ... }` at the top level, and blocks
+provider's words: the provider's settings and one store block (`vault { ... }`,
+`aws_secretsmanager { ... }` or `azure_keyvault { ... }`) at the top level, and blocks
 `genesys_token \"NAME\"`, `cxone_token \"NAME\"` and `vault_secret \"NAME\"` with the ephemeral
-resources' attributes plus `env`. Vault settings fall back to VAULT_ADDR, VAULT_TOKEN, ... as in
-Terraform.
+resources' attributes plus `env`. Store settings fall back to the variables their own tools read
+(VAULT_ADDR, VAULT_TOKEN, AWS_REGION, AZURE_CLIENT_ID, ...). The environment ({environment} in
+paths): --environment, else $CCSECRETS_ENVIRONMENT, else the file's `environment`.
+
+A command started by exec or agent gets the tokens but not the store's credentials: VAULT_TOKEN,
+BAO_TOKEN and the `jwt_env` variable (Vault), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
+AWS_SESSION_TOKEN (AWS), AZURE_CLIENT_SECRET and AZURE_FEDERATED_TOKEN_FILE (Azure), and, with a
+genesys_token block, GENESYSCLOUD_OAUTHCLIENT_ID/SECRET are removed. Keep them with
+`pass_store_credentials = true` in the file, or one by one with `exec --keep-env NAME`.
+
+Under GitHub Actions (GITHUB_ACTIONS=true), every secret value is announced to the runner with an
+`::add-mask::` line on stderr; --no-masks (or CCSECRETS_NO_MASKS=true) turns them off.
 
 Exit status: the command's own (128+N when it died of signal N); 2 for bad usage; 78 for a
 configuration error; 69 when a token could not be had (store or platform); 126/127 when the
@@ -48,50 +62,95 @@ command cannot be run. Nothing is started when ccsecrets fails first.";
 #[derive(Debug, Parser)]
 #[command(name = "ccsecrets", version, about, after_help = AFTER_HELP)]
 struct Cli {
+    /// The configuration file [default: $CCSECRETS_CONFIG, else ./ccsecrets.hcl].
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The environment ({environment} in secret paths); overrides $CCSECRETS_ENVIRONMENT, which
+    /// overrides the file's `environment`.
+    #[arg(long, global = true, value_name = "NAME")]
+    environment: Option<String>,
+    /// Print no GitHub Actions `::add-mask::` lines.
+    #[arg(long, global = true, env = "CCSECRETS_NO_MASKS", value_parser = clap::builder::BoolishValueParser::new())]
+    no_masks: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+/// What `export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    /// `NAME=value` lines, as `$GITHUB_ENV` and GitLab's `dotenv` reports read them (a value
+    /// that cannot be written so safely is refused).
+    Dotenv,
+    /// One JSON object of names to values.
+    Json,
+    /// `export NAME='value'` lines, single-quoted, safe to `source` or `eval`.
+    Shell,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Mint the tokens, run COMMAND with them in its environment, then revoke them.
     ///
-    /// Signals (INT, TERM, HUP, QUIT) are forwarded to COMMAND; when it ends, every token
-    /// ccsecrets minted is revoked and its exit status is ccsecrets's.
+    /// Signals (INT, TERM, HUP, QUIT) are forwarded to COMMAND's process group; a COMMAND that
+    /// has not ended 10 s after a forwarded stop signal is killed with its group; COMMAND dies
+    /// with ccsecrets, even if ccsecrets is killed. When it ends, every token ccsecrets minted
+    /// is revoked and its exit status is ccsecrets's. COMMAND does not get the store's
+    /// credentials (see below).
     Exec {
-        /// The configuration file.
-        #[arg(long, value_name = "FILE")]
-        config: Option<PathBuf>,
         /// A Genesys Cloud token from the secret at PATH, default settings (repeatable).
         #[arg(long, value_name = "PATH")]
         genesys: Vec<String>,
+        /// The login base URL for --genesys blocks (a gateway or a stand-in).
+        #[arg(long, value_name = "URL", env = "CCSECRETS_GENESYS_LOGIN_URL")]
+        genesys_login_url: Option<String>,
+        /// The API base URL for --genesys blocks (a gateway or a stand-in).
+        #[arg(long, value_name = "URL", env = "CCSECRETS_GENESYS_API_URL")]
+        genesys_api_url: Option<String>,
         /// A NICE CXone token from the secret at PATH, default settings (repeatable).
         #[arg(long, value_name = "PATH")]
         cxone: Vec<String>,
+        /// Leave this store credential variable in COMMAND's environment (repeatable).
+        #[arg(long, value_name = "NAME")]
+        keep_env: Vec<String>,
         /// The command and its arguments.
         #[arg(last = true, required = true, value_name = "COMMAND")]
         command: Vec<String>,
     },
-    /// Print one value of block NAME (default: its access_token) and nothing else.
+    /// Print values of block NAME (default: its access_token), one per line, from one mint.
     ///
-    /// A printed token is NOT revoked: whoever reads it uses it after ccsecrets has exited, so
-    /// it lives until it expires. Prefer `ccsecrets exec`, which revokes when the command ends;
-    /// `ccsecrets revoke` revokes a Genesys token read from stdin.
+    /// With --json, every value of the block as one JSON object. A token printed this way is NOT
+    /// revoked when ccsecrets exits: whoever reads it uses it later, so it lives until it
+    /// expires (the expiry is printed on stderr). End a Genesys Cloud token early with
+    /// `ccsecrets revoke NAME < token`. Prefer `ccsecrets exec`, which revokes when the command
+    /// ends.
     Token {
-        /// The configuration file.
-        #[arg(long, value_name = "FILE")]
-        config: Option<PathBuf>,
         /// The block's name, or TYPE.NAME (e.g. genesys_token.deploy) when names repeat.
         name: String,
-        /// The attribute to print, e.g. region, expires_at, api_endpoint, data.KEY.
-        #[arg(long, default_value = "access_token", value_name = "ATTRIBUTE")]
-        field: String,
+        /// An attribute to print, e.g. region, expires_at, api_endpoint, data.KEY (repeatable:
+        /// one line each, all from the same token).
+        #[arg(long, value_name = "ATTRIBUTE", conflicts_with = "json")]
+        field: Vec<String>,
+        /// Print every value of the block as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the variables of the blocks NAME... (default: every block) for later steps.
+    ///
+    /// One mint per block; the output is what `exec` would put in the command's environment.
+    /// For `$GITHUB_ENV` (`--format dotenv >> "$GITHUB_ENV"`), GitLab `dotenv` reports, or
+    /// `eval "$(ccsecrets export --format shell)"`. The tokens are NOT revoked when ccsecrets
+    /// exits: they live until they expire (printed on stderr); end a Genesys Cloud token early
+    /// with `ccsecrets revoke NAME < token`.
+    Export {
+        /// The blocks (NAME or TYPE.NAME); none means every block.
+        names: Vec<String>,
+        /// The output format.
+        #[arg(long, value_enum, default_value = "dotenv")]
+        format: Format,
     },
     /// Revoke a Genesys Cloud token read from stdin.
     Revoke {
-        /// The configuration file (for the block's region and API URL).
-        #[arg(long, value_name = "FILE")]
-        config: Option<PathBuf>,
         /// The genesys_token block whose region or api_url to use.
         name: Option<String>,
         /// The Genesys Cloud region (instead of a block), e.g. us-east-1.
@@ -108,9 +167,6 @@ enum Command {
     /// SIGTERM or SIGINT revokes what it minted and removes its files. With `-- COMMAND`, runs
     /// COMMAND once every sink is ready, with the blocks' variables, and ends with it.
     Agent {
-        /// The configuration file.
-        #[arg(long, value_name = "FILE")]
-        config: Option<PathBuf>,
         /// Write every sink once and exit (the tokens are not revoked: they are for later).
         #[arg(long)]
         once: bool,
@@ -120,11 +176,19 @@ enum Command {
     },
     /// Validate the configuration, sign in to the store, and check that each secret exists
     /// and has the keys it needs. Mints nothing and prints no value.
-    Check {
-        /// The configuration file.
-        #[arg(long, value_name = "FILE")]
-        config: Option<PathBuf>,
+    Check,
+    /// Print a shell completion script, e.g. `ccsecrets completions bash > /etc/bash_completion.d/ccsecrets`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
     },
+}
+
+/// The options every command takes.
+#[derive(Debug, Clone)]
+struct Globals {
+    config: Option<PathBuf>,
+    environment: Option<String>,
 }
 
 /// Why ccsecrets stops before (or instead of) running anything.
@@ -164,15 +228,46 @@ fn unplaced(problem: Problem) -> Located {
     }
 }
 
+/// Prints problems on stderr, each once (the same error of several blocks is said once), with
+/// control characters from the configuration escaped.
 fn report(problems: &[Located]) {
     let mut err = std::io::stderr().lock();
+    let mut said: Vec<(bool, &str, &str)> = Vec::new();
     for p in problems {
-        let _ = writeln!(err, "ccsecrets: {p}\n");
+        let key = (
+            p.problem.is_error(),
+            p.problem.summary.as_str(),
+            p.problem.detail.as_str(),
+        );
+        if said.contains(&key) {
+            continue;
+        }
+        said.push(key);
+        let text = p.to_string();
+        let shown: String = text
+            .lines()
+            .map(config::escape_controls)
+            .collect::<Vec<_>>()
+            .join("\n");
+        let _ = writeln!(err, "ccsecrets: {shown}\n");
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.no_masks {
+        exec::disable_masks();
+    }
+    if let Command::Completions { shell } = cli.command {
+        use clap::CommandFactory as _;
+        let mut out = std::io::stdout().lock();
+        clap_complete::generate(shell, &mut Cli::command(), "ccsecrets", &mut out);
+        return ExitCode::SUCCESS;
+    }
+    let globals = Globals {
+        config: cli.config,
+        environment: cli.environment,
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -184,12 +279,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = rt.block_on(run(cli.command));
+    let code = rt.block_on(run(globals, cli.command));
     rt.shutdown_timeout(Duration::from_millis(200));
     ExitCode::from(code)
 }
 
-async fn run(command: Command) -> u8 {
+async fn run(g: Globals, command: Command) -> u8 {
     // Stop (abandon waits, skip starting anything) when our parent dies or we are told to.
     let stop = CancellationToken::new();
     tokio::spawn({
@@ -202,28 +297,31 @@ async fn run(command: Command) -> u8 {
     });
     let result = match command {
         Command::Exec {
-            config,
             genesys,
+            genesys_login_url,
+            genesys_api_url,
             cxone,
+            keep_env,
             command,
-        } => cmd_exec(config, &genesys, &cxone, &command, stop).await,
-        Command::Token {
-            config,
-            name,
-            field,
-        } => cmd_token(config, &name, &field, stop).await,
+        } => {
+            let shorthands = Shorthands {
+                genesys,
+                cxone,
+                genesys_login_url,
+                genesys_api_url,
+            };
+            cmd_exec(&g, &shorthands, &keep_env, &command, stop).await
+        }
+        Command::Token { name, field, json } => cmd_token(&g, &name, &field, json, stop).await,
+        Command::Export { names, format } => cmd_export(&g, &names, format, stop).await,
         Command::Revoke {
-            config,
             name,
             region,
             api_url,
-        } => cmd_revoke(config, name.as_deref(), region, api_url).await,
-        Command::Check { config } => cmd_check(config, stop).await,
-        Command::Agent {
-            config,
-            once,
-            command,
-        } => cmd_agent(config, once, &command, stop).await,
+        } => cmd_revoke(&g, name.as_deref(), region, api_url).await,
+        Command::Check => cmd_check(&g, stop).await,
+        Command::Agent { once, command } => cmd_agent(&g, once, &command, stop).await,
+        Command::Completions { .. } => Ok(0),
     };
     match result {
         Ok(code) => code,
@@ -234,9 +332,10 @@ async fn run(command: Command) -> u8 {
     }
 }
 
-/// Reads the configuration (if any) and validates it all before anything touches the network.
-fn load(flag: Option<PathBuf>, needs_file: bool) -> Result<Config, Failure> {
-    let config = match config::which_file(flag.as_deref()) {
+/// Reads the configuration (if any), applies `--environment` / `CCSECRETS_ENVIRONMENT`, and
+/// validates it all before anything touches the network.
+fn load(g: &Globals, needs_file: bool) -> Result<Config, Failure> {
+    let mut config = match config::which_file(g.config.as_deref()) {
         Some(path) => config::load(&path).map_err(Failure::config)?,
         None if needs_file => {
             return Err(Failure::plain(
@@ -251,6 +350,7 @@ fn load(flag: Option<PathBuf>, needs_file: bool) -> Result<Config, Failure> {
         }
         None => Config::empty(),
     };
+    apply_environment(&mut config, g.environment.as_deref())?;
     let mut problems: Vec<Located> = config
         .settings
         .validate()
@@ -265,6 +365,77 @@ fn load(flag: Option<PathBuf>, needs_file: bool) -> Result<Config, Failure> {
     }
     report(&problems);
     Ok(config)
+}
+
+/// The environment, by precedence: `--environment`, else `CCSECRETS_ENVIRONMENT`, else the
+/// file's `environment`.
+fn apply_environment(config: &mut Config, flag: Option<&str>) -> Result<(), Failure> {
+    let from_env = std::env::var(ccsecrets_core::settings::ENVIRONMENT_ENV)
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty());
+    let (value, source) = match (flag, from_env) {
+        (Some(f), _) => (f.to_owned(), "--environment".to_owned()),
+        (None, Some(e)) => (e, ccsecrets_core::settings::ENVIRONMENT_ENV.to_owned()),
+        (None, None) => return Ok(()),
+    };
+    if !ccsecrets_core::mint::valid_environment(&value) {
+        return Err(Failure::plain(
+            EXIT_CONFIG,
+            "Invalid environment",
+            format!(
+                "{source} {:?} may use letters, digits, `-`, `_` and `.` only, and may not be `.` or `..` (it is substituted into secret paths).",
+                value
+            ),
+        ));
+    }
+    config.settings.environment = Some(value);
+    Ok(())
+}
+
+/// Configuration problems that only show once the environment is known: a block's path that
+/// needs an `environment` there is none of, a `jwt_env` variable that is not set. Checked
+/// before anything is minted, so they end with 78 like every configuration error.
+fn preflight(core: &Core, config: &Config, blocks: &[&config::TokenBlock]) -> Result<(), Failure> {
+    let mut problems: Vec<Located> = Vec::new();
+    for b in blocks {
+        if let Err(ps) = open::source(core, b) {
+            problems.extend(ps);
+        }
+    }
+    if config.settings.store_kind() == ccsecrets_core::store::StoreKind::Vault {
+        if let Some(jwt) = config
+            .settings
+            .vault
+            .as_ref()
+            .and_then(|v| v.auth_jwt.as_ref())
+        {
+            if let Some(name) = jwt
+                .jwt_env
+                .as_deref()
+                .filter(|_| jwt.jwt.is_none() && jwt.jwt_file.is_none())
+            {
+                let set = std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
+                if !set {
+                    problems.push(config.locate(
+                        Problem::error(
+                            "JWT variable not set",
+                            format!(
+                                "`jwt_env` names the environment variable {}, which is not set or empty. In CI, make the job's OIDC token available under that name.",
+                                config::escape_controls(name)
+                            ),
+                        )
+                        .at(ccsecrets_core::Field::root("vault").attr("auth_jwt").attr("jwt_env")),
+                    ));
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::config(problems))
+    }
 }
 
 fn core_of(config: &Config, stop: &CancellationToken) -> Result<Core, Failure> {
@@ -301,9 +472,12 @@ async fn release_all(core: &Core) {
 }
 
 /// Opens every block, in order; on a failure, what was minted is revoked.
-async fn open_all(core: &Core, config: &Config) -> Result<Vec<open::Opened>, Failure> {
-    let mut opened = Vec::with_capacity(config.blocks.len());
-    for b in &config.blocks {
+async fn open_all(
+    core: &Core,
+    blocks: &[&config::TokenBlock],
+) -> Result<Vec<open::Opened>, Failure> {
+    let mut opened = Vec::with_capacity(blocks.len());
+    for b in blocks {
         match open::open(core, b).await {
             Ok(o) => {
                 report(&o.warnings);
@@ -318,20 +492,45 @@ async fn open_all(core: &Core, config: &Config) -> Result<Vec<open::Opened>, Fai
     Ok(opened)
 }
 
+/// Writes GitHub mask lines (if any) to stderr.
+fn print_masks(values: &[SecretString]) {
+    let masks = exec::github_masks(values);
+    if !masks.is_empty() {
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(masks.as_bytes()).and_then(|()| err.flush());
+    }
+}
+
+/// The `--genesys` / `--cxone` shorthands of `exec`.
+#[derive(Debug)]
+struct Shorthands {
+    genesys: Vec<String>,
+    cxone: Vec<String>,
+    genesys_login_url: Option<String>,
+    genesys_api_url: Option<String>,
+}
+
 async fn cmd_exec(
-    config: Option<PathBuf>,
-    genesys: &[String],
-    cxone: &[String],
+    g: &Globals,
+    shorthands: &Shorthands,
+    keep_env: &[String],
     command: &[String],
     stop: CancellationToken,
 ) -> Result<u8, Failure> {
-    let shorthands = !genesys.is_empty() || !cxone.is_empty();
-    let mut config = load(config, !shorthands)?;
-    for p in genesys {
-        config.add_shorthand(BlockKind::Genesys, "--genesys", p);
+    let any = !shorthands.genesys.is_empty() || !shorthands.cxone.is_empty();
+    let mut config = load(g, !any)?;
+    let urls: Vec<(&str, &str)> = [
+        ("login_url", shorthands.genesys_login_url.as_deref()),
+        ("api_url", shorthands.genesys_api_url.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k, v)))
+    .collect();
+    for p in &shorthands.genesys {
+        config.add_shorthand(BlockKind::Genesys, "--genesys", p, &urls);
     }
-    for p in cxone {
-        config.add_shorthand(BlockKind::Cxone, "--cxone", p);
+    for p in &shorthands.cxone {
+        config.add_shorthand(BlockKind::Cxone, "--cxone", p, &[]);
     }
     let mut problems: Vec<Located> = config
         .blocks
@@ -350,11 +549,13 @@ async fn cmd_exec(
         return Err(Failure::config(problems));
     }
     let core = core_of(&config, &stop)?;
+    let blocks: Vec<&config::TokenBlock> = config.blocks.iter().collect();
+    preflight(&core, &config, &blocks)?;
     // A stop signal while minting abandons it; nothing is started.
     let mut signals = exec::Signals::new()
         .map_err(|e| Failure::plain(1, "Cannot install signal handlers", e.to_string()))?;
     let opened = tokio::select! {
-        r = open_all(&core, &config) => r?,
+        r = open_all(&core, &blocks) => r?,
         sig = signals.next() => {
             stop.cancel();
             release_all(&core).await;
@@ -362,12 +563,10 @@ async fn cmd_exec(
         }
     };
     drop(signals);
-    let masks = exec::github_masks(&exec::secrets(&opened));
-    if !masks.is_empty() {
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(masks.as_bytes()).and_then(|()| out.flush());
-    }
-    let handover = exec::handover(&config.blocks, &opened);
+    print_masks(&exec::secrets(&opened));
+    let mut handover = exec::handover(&config.blocks, &opened);
+    handover.remove.extend(exec::store_credential_vars(&config));
+    handover.remove.keep(keep_env);
     drop(opened);
     let result = exec::run(command, handover, stop, None).await;
     release_all(&core).await;
@@ -384,17 +583,18 @@ fn find_block<'a>(config: &'a Config, name: &str) -> Result<&'a config::TokenBlo
         .iter()
         .filter(|b| b.name == name || format!("{}.{}", b.kind.name(), b.name) == name)
         .collect();
+    let shown = config::escape_controls(name);
     match matches.as_slice() {
         [one] => Ok(one),
         [] => Err(Failure::plain(
             EXIT_CONFIG,
             "No such block",
             format!(
-                "The configuration has no block named {name:?}. Blocks: {}.",
+                "The configuration has no block named {shown:?}. Blocks: {}.",
                 config
                     .blocks
                     .iter()
-                    .map(|b| format!("{}.{}", b.kind.name(), b.name))
+                    .map(|b| format!("{}.{}", b.kind.name(), config::escape_controls(&b.name)))
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
@@ -403,7 +603,7 @@ fn find_block<'a>(config: &'a Config, name: &str) -> Result<&'a config::TokenBlo
             EXIT_CONFIG,
             "Ambiguous block name",
             format!(
-                "{} blocks are named {name:?}; say which with TYPE.NAME, e.g. {}.{name}.",
+                "{} blocks are named {shown:?}; say which with TYPE.NAME, e.g. {}.{shown}.",
                 many.len(),
                 many[0].kind.name()
             ),
@@ -411,63 +611,230 @@ fn find_block<'a>(config: &'a Config, name: &str) -> Result<&'a config::TokenBlo
     }
 }
 
+/// An output as JSON (secret values exposed: the caller prints them on purpose).
+fn output_json(o: &Output) -> serde_json::Value {
+    use serde_json::Value;
+    match o {
+        Output::Secret(s) => Value::String(s.expose_secret().to_owned()),
+        Output::Text(t) => Value::String(t.clone()),
+        Output::Number(n) => Value::from(*n),
+        Output::Bool(b) => Value::Bool(*b),
+        Output::Null => Value::Null,
+        Output::Map(m) => {
+            Value::Object(m.iter().map(|(k, v)| (k.clone(), output_json(v))).collect())
+        }
+    }
+}
+
+/// On stderr: when a printed token expires, and that it stays valid until then.
+fn say_not_revoked(block: &config::TokenBlock, opened: &open::Opened) {
+    if opened.lease.is_none() {
+        return;
+    }
+    let expires = match opened.outputs.get("expires_at") {
+        Some(Output::Text(t)) => t.clone(),
+        _ => "its expiry".to_owned(),
+    };
+    let how = if block.kind == BlockKind::Genesys {
+        format!(
+            "; end it early with `ccsecrets revoke {}.{} < token`",
+            block.kind.name(),
+            config::escape_controls(&block.name)
+        )
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "ccsecrets: {}: the token expires at {expires} and is not revoked when ccsecrets exits{how}",
+        config::escape_controls(&block.title())
+    );
+}
+
 async fn cmd_token(
-    config: Option<PathBuf>,
+    g: &Globals,
     name: &str,
-    field: &str,
+    fields: &[String],
+    json: bool,
     stop: CancellationToken,
 ) -> Result<u8, Failure> {
-    let config = load(config, true)?;
+    let config = load(g, true)?;
     let block = find_block(&config, name)?;
     let words = block.kind.words();
-    let known = words.term(field).is_some()
-        || (block.kind == BlockKind::VaultSecret && field.starts_with("data."));
-    if !known {
-        return Err(Failure::plain(
-            EXIT_CONFIG,
-            "No such attribute",
-            format!(
-                "A `{}` block has no attribute {field:?}. Attributes: {}.",
-                block.kind.name(),
-                words
-                    .terms
-                    .iter()
-                    .map(|t| t.name)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ));
+    let default = ["access_token".to_owned()];
+    let fields = if fields.is_empty() {
+        &default[..]
+    } else {
+        fields
+    };
+    for field in fields {
+        let known = words.term(field).is_some()
+            || (block.kind == BlockKind::VaultSecret && field.starts_with("data."));
+        if !known {
+            return Err(Failure::plain(
+                EXIT_CONFIG,
+                "No such attribute",
+                format!(
+                    "A `{}` block has no attribute {:?}. Attributes: {}.",
+                    block.kind.name(),
+                    config::escape_controls(field),
+                    words
+                        .terms
+                        .iter()
+                        .map(|t| t.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
     }
     let core = core_of(&config, &stop)?;
+    preflight(&core, &config, &[block])?;
     let result = open::open(&core, block).await;
     // The token stays valid for whoever reads it; only the store session ends here.
     core.store.shutdown().await;
     let opened = result.map_err(Failure::unavailable)?;
     report(&opened.warnings);
-    let value: SecretString = match opened.field(field) {
-        Some(Output::Secret(s)) => {
-            let masks = exec::github_masks(std::slice::from_ref(s));
-            print!("{masks}");
-            s.clone()
+    print_masks(&exec::secrets(std::slice::from_ref(&opened)));
+    let mut text = zeroize::Zeroizing::new(String::new());
+    if json {
+        let object: serde_json::Map<String, serde_json::Value> = opened
+            .outputs
+            .iter()
+            .map(|(k, v)| (k.clone(), output_json(v)))
+            .collect();
+        text.push_str(&serde_json::Value::Object(object).to_string());
+        text.push('\n');
+    } else {
+        for field in fields {
+            match opened.field(field) {
+                Some(Output::Secret(s)) => text.push_str(s.expose_secret()),
+                Some(Output::Text(t)) => text.push_str(t),
+                Some(Output::Number(n)) => text.push_str(&n.to_string()),
+                Some(Output::Bool(b)) => text.push_str(&b.to_string()),
+                Some(Output::Null | Output::Map(_)) | None => {
+                    release_all(&core).await;
+                    return Err(Failure::plain(
+                        EXIT_UNAVAILABLE,
+                        "No value",
+                        format!(
+                            "{} has no value for {:?}; the token was revoked.",
+                            config::escape_controls(&block.title()),
+                            config::escape_controls(field)
+                        ),
+                    ));
+                }
+            }
+            text.push('\n');
         }
-        Some(Output::Text(t)) => SecretString::from(t.clone()),
-        Some(Output::Number(n)) => SecretString::from(n.to_string()),
-        Some(Output::Bool(b)) => SecretString::from(b.to_string()),
-        Some(Output::Null | Output::Map(_)) | None => {
-            return Err(Failure::plain(
-                EXIT_UNAVAILABLE,
-                "No value",
-                format!("{} has no value for {field:?}.", block.title()),
-            ));
-        }
-    };
+    }
+    say_not_revoked(block, &opened);
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{}", value.expose_secret()).and_then(|()| out.flush());
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    Ok(0)
+}
+
+/// A value that `NAME=value` carries unchanged to every reader (`$GITHUB_ENV`, GitLab dotenv,
+/// docker/compose env files, python-dotenv): no quotes, spaces, `#`, `$`, backslashes or
+/// control characters.
+fn dotenv_safe(value: &str) -> bool {
+    value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.:/+=@,%~^*!?[]{}<>|&".contains(c))
+}
+
+/// `value` in single quotes for a POSIX shell.
+fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "'\\''"))
+}
+
+async fn cmd_export(
+    g: &Globals,
+    names: &[String],
+    format: Format,
+    stop: CancellationToken,
+) -> Result<u8, Failure> {
+    let config = load(g, true)?;
+    let blocks: Vec<&config::TokenBlock> = if names.is_empty() {
+        config.blocks.iter().collect()
+    } else {
+        let mut v: Vec<&config::TokenBlock> = Vec::new();
+        for n in names {
+            let b = find_block(&config, n)?;
+            if !v.iter().any(|x| std::ptr::eq(*x, b)) {
+                v.push(b);
+            }
+        }
+        v
+    };
+    let owned: Vec<config::TokenBlock> = blocks.iter().map(|b| (*b).clone()).collect();
+    let mut problems = exec::check_collisions(&owned);
+    if blocks.is_empty() {
+        problems.push(unplaced(Problem::error(
+            "Nothing to export",
+            "The configuration has no genesys_token, cxone_token or vault_secret block.",
+        )));
+    }
+    if !problems.is_empty() {
+        return Err(Failure::config(problems));
+    }
+    let core = core_of(&config, &stop)?;
+    preflight(&core, &config, &blocks)?;
+    let opened = open_all(&core, &blocks).await?;
+    let handover = exec::handover(&owned, &opened);
+    let mut text = zeroize::Zeroizing::new(String::new());
+    let mut object = serde_json::Map::new();
+    for (name, value) in &handover.set {
+        let value = match value {
+            exec::EnvValue::Plain(v) => v.as_str(),
+            exec::EnvValue::Secret(v) => v.expose_secret(),
+        };
+        match format {
+            Format::Dotenv if !dotenv_safe(value) => {
+                release_all(&core).await;
+                return Err(Failure::plain(
+                    1,
+                    "Value cannot be written as dotenv",
+                    format!(
+                        "The value of {name} holds characters (quotes, spaces, `#`, `$`, backslashes or line breaks) that dotenv readers do not agree on; nothing was printed and the tokens were revoked. Use --format json or --format shell."
+                    ),
+                ));
+            }
+            Format::Dotenv => {
+                text.push_str(name);
+                text.push('=');
+                text.push_str(value);
+                text.push('\n');
+            }
+            Format::Shell => {
+                text.push_str("export ");
+                text.push_str(name);
+                text.push('=');
+                text.push_str(&shell_quote(value));
+                text.push('\n');
+            }
+            Format::Json => {
+                object.insert(name.clone(), serde_json::Value::String(value.to_owned()));
+            }
+        }
+    }
+    if format == Format::Json {
+        text.push_str(&serde_json::Value::Object(object).to_string());
+        text.push('\n');
+    }
+    drop(handover);
+    // The tokens stay valid for the later steps; only the store session ends here.
+    core.store.shutdown().await;
+    print_masks(&exec::secrets(&opened));
+    for (b, o) in blocks.iter().zip(&opened) {
+        say_not_revoked(b, o);
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
     Ok(0)
 }
 
 async fn cmd_revoke(
-    config: Option<PathBuf>,
+    g: &Globals,
     name: Option<&str>,
     region: Option<String>,
     api_url: Option<String>,
@@ -479,7 +846,7 @@ async fn cmd_revoke(
         ..Default::default()
     };
     if let Some(name) = name {
-        let config = load(config, true)?;
+        let config = load(g, true)?;
         let block = find_block(&config, name)?;
         if block.kind != BlockKind::Genesys {
             return Err(Failure::plain(
@@ -487,7 +854,7 @@ async fn cmd_revoke(
                 "Not a Genesys Cloud block",
                 format!(
                     "Only Genesys Cloud tokens can be revoked; {} is a {}.",
-                    block.title(),
+                    config::escape_controls(&block.title()),
                     block.kind.name()
                 ),
             ));
@@ -531,13 +898,15 @@ async fn cmd_revoke(
     Ok(0)
 }
 
-async fn cmd_check(config: Option<PathBuf>, stop: CancellationToken) -> Result<u8, Failure> {
-    let config = load(config, true)?;
+async fn cmd_check(g: &Globals, stop: CancellationToken) -> Result<u8, Failure> {
+    let config = load(g, true)?;
     let core = core_of(&config, &stop)?;
+    let blocks: Vec<&config::TokenBlock> = config.blocks.iter().collect();
+    preflight(&core, &config, &blocks)?;
     let mut problems = Vec::new();
     for b in &config.blocks {
         match open::check(&core, b).await {
-            Ok(line) => eprintln!("ok: {line}"),
+            Ok(line) => eprintln!("ok: {}", config::escape_controls(&line)),
             Err(p) => problems.extend(p),
         }
     }
@@ -551,13 +920,13 @@ async fn cmd_check(config: Option<PathBuf>, stop: CancellationToken) -> Result<u
 }
 
 async fn cmd_agent(
-    config: Option<PathBuf>,
+    g: &Globals,
     once: bool,
     command: &[String],
     stop: CancellationToken,
 ) -> Result<u8, Failure> {
     use std::sync::atomic::Ordering;
-    let config = load(config, true)?;
+    let config = load(g, true)?;
     let (settings, sinks) = agent::settings(&config).map_err(Failure::config)?;
     let mut problems: Vec<Located> = exec::check_collisions(&config.blocks);
     for (b, s) in config.blocks.iter().zip(&sinks) {
@@ -583,7 +952,8 @@ async fn cmd_agent(
     ));
     core.store = store.clone();
     if once {
-        let opened = open_all(&core, &config).await?;
+        let blocks: Vec<&config::TokenBlock> = config.blocks.iter().collect();
+        let opened = open_all(&core, &blocks).await?;
         for ((b, o), sinks) in config.blocks.iter().zip(&opened).zip(&sinks) {
             let env: Vec<(String, exec::EnvValue)> =
                 exec::handover(std::slice::from_ref(b), std::slice::from_ref(o))

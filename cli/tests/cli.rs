@@ -412,36 +412,81 @@ fn when_its_parent_dies_ccsecrets_stops_the_command_and_revokes() {
 }
 
 #[test]
-fn github_actions_gets_mask_lines_before_the_command_starts() {
+fn github_actions_gets_escaped_mask_lines_on_stderr_and_stdout_stays_the_commands() {
     let w = World::new();
-    w.write(&w.config());
+    // A secret value with the characters the runner unescapes in a command's data.
+    w.bao.kv_put(
+        "contact-center/prod/tricky",
+        json!({"value": "p%0Aq\nsecond-line\r\n"}),
+    );
+    w.write(&format!(
+        "{}vault_secret \"tricky\" {{\n  path = \"contact-center/{{environment}}/tricky\"\n  env  = {{ TRICKY = \"data.value\" }}\n}}\n",
+        w.config()
+    ));
     let out = w
-        .cmd(&[
-            "exec",
-            "--",
-            "sh",
-            "-c",
-            "echo \"token=$GENESYSCLOUD_ACCESS_TOKEN\"",
-        ])
+        .cmd(&["exec", "--", "sh", "-c", "echo '{\"ok\":true}'"])
         .env("GITHUB_ACTIONS", "true")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let issued = w.genesys.issued_tokens();
-    assert_eq!(issued.len(), 1);
-    let masks: Vec<&str> = stdout
+    // stdout is the command's, untouched: `> out.json` gets valid JSON.
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "{\"ok\":true}\n");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let masks: Vec<&str> = stderr
         .lines()
-        .filter(|l| l.starts_with("::add-mask::"))
+        .filter_map(|l| l.strip_prefix("::add-mask::"))
         .collect();
+    let issued = w.genesys.issued_tokens();
+    assert!(masks.contains(&issued[0].as_str()), "{stderr}");
     assert!(
-        masks.contains(&format!("::add-mask::{}", issued[0]).as_str()),
-        "{stdout}"
+        masks.contains(&w.cxone.issued_tokens()[0].as_str()),
+        "{stderr}"
     );
-    assert_eq!(masks.len(), 2, "the Genesys and the CXone token: {stdout}");
-    let mask_at = stdout.find("::add-mask::").unwrap();
-    let used_at = stdout.find("token=").unwrap();
-    assert!(mask_at < used_at, "masks come before the command's output");
+    // The whole value, escaped as the runner's UnescapeData expects, and each of its lines.
+    assert!(masks.contains(&"p%250Aq%0Asecond-line%0D%0A"), "{stderr}");
+    assert!(masks.contains(&"p%250Aq"), "{stderr}");
+    assert!(masks.contains(&"second-line"), "{stderr}");
+    // Every mask line, unescaped as the runner does, is a real value or one line of one.
+    let unescape = |s: &str| {
+        s.replace("%0D", "\r")
+            .replace("%0A", "\n")
+            .replace("%25", "%")
+    };
+    assert!(
+        masks
+            .iter()
+            .any(|m| unescape(m) == "p%0Aq\nsecond-line\r\n")
+    );
+
+    // `T=$(ccsecrets token ...)` captures the token alone.
+    let out = w
+        .cmd(&["token", "genesys_token.deploy"])
+        .env("GITHUB_ACTIONS", "true")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let token = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(token.lines().count(), 1, "{token}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("::add-mask::{}", token.trim())),
+        "{}",
+        text(&out)
+    );
+
+    // The switch turns them off (flag or variable).
+    for (args, var) in [
+        (vec!["--no-masks", "exec", "--", "true"], None),
+        (vec!["exec", "--", "true"], Some("true")),
+    ] {
+        let mut c = w.cmd(&args);
+        c.env("GITHUB_ACTIONS", "true");
+        if let Some(v) = var {
+            c.env("CCSECRETS_NO_MASKS", v);
+        }
+        let out = c.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        assert!(!text(&out).contains("::add-mask::"), "{}", text(&out));
+    }
 }
 
 #[test]
@@ -612,6 +657,43 @@ fn shorthand_flags_need_no_file() {
     assert_eq!(out.status.code(), Some(69), "{}", text(&out));
     assert_says(&out, &["No Genesys Cloud region"]);
     assert_says(&out, &["on --genesys genesys/prod/pipeline"]);
+    // Pointed at a gateway (here the stand-in) by variables or flags, it works.
+    let child = genesys_child(&w.genesys);
+    let out = w
+        .cmd(&[
+            "exec",
+            "--genesys",
+            "genesys/prod/pipeline",
+            "--",
+            "sh",
+            "-c",
+            &child,
+        ])
+        .env("VAULT_ADDR", w.bao.addr())
+        .env("CCSECRETS_GENESYS_LOGIN_URL", w.genesys.url())
+        .env("CCSECRETS_GENESYS_API_URL", w.genesys.url())
+        .output()
+        .unwrap();
+    assert_child_used_and_revoked(&out, &w.genesys, &w.client_id);
+    let out = w
+        .cmd(&[
+            "exec",
+            "--genesys",
+            "genesys/prod/pipeline",
+            "--genesys-login-url",
+            w.genesys.url(),
+            "--genesys-api-url",
+            w.genesys.url(),
+            "--",
+            "sh",
+            "-c",
+            "test -n \"$GENESYSCLOUD_ACCESS_TOKEN\"",
+        ])
+        .env("VAULT_ADDR", w.bao.addr())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(w.genesys.live_tokens(&w.client_id), 0);
 }
 
 /// The stand-in genesyscloud provider, built from the testkit.
@@ -689,9 +771,22 @@ fn exec_reads_credentials_from_aws_secrets_manager() {
         ),
     )
     .unwrap();
-    let child = genesys_child(&genesys);
+    // The command gets the token, not the AWS keys ccsecrets read the secret with.
+    let child = format!(
+        "{} && {}",
+        env_check(
+            &[
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+                "AWS_SESSION_TOKEN"
+            ],
+            &["AWS_REGION"]
+        ),
+        genesys_child(&genesys)
+    );
     let mut cmd = common::clean_command(bin(), dir.path());
     cmd.env_remove("VAULT_TOKEN");
+    cmd.env("AWS_SESSION_TOKEN", "session-token");
     for (k, v) in aws::static_credentials_env(&moto.endpoint()) {
         cmd.env(k, v);
     }
@@ -803,7 +898,14 @@ fn exec_reads_credentials_from_azure_key_vault() {
         ),
     )
     .unwrap();
-    let child = genesys_child(&genesys);
+    let child = format!(
+        "{} && {}",
+        env_check(
+            &["AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE"],
+            &["AZURE_CLIENT_ID"]
+        ),
+        genesys_child(&genesys)
+    );
     let out = common::clean_command(bin(), dir.path())
         .env("AZURE_TENANT_ID", azure.tenant())
         .env("AZURE_CLIENT_ID", app_id)
@@ -815,4 +917,471 @@ fn exec_reads_credentials_from_azure_key_vault() {
     let mut secrets = vec![client_secret, app_secret];
     secrets.extend(azure.issued_tokens());
     assert_no_secrets(&text(&out), &secrets);
+}
+
+/// Whether process `pid` is gone (reaped, or a zombie nobody has reaped yet).
+fn gone(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
+    }
+}
+
+fn wait_gone(pid: &str, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if gone(pid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    gone(pid)
+}
+
+fn read_line(child: &mut Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    line
+}
+
+#[test]
+fn the_command_dies_with_ccsecrets_even_on_kill_9() {
+    let w = World::new();
+    w.write(&w.config());
+    let mut c = w
+        .cmd(&[
+            "exec",
+            "--",
+            "sh",
+            "-c",
+            "trap '' TERM INT HUP; echo $$; while :; do sleep 0.05; done",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = read_line(&mut c);
+    assert!(!gone(&pid), "the command runs");
+    kill(&c, "-KILL");
+    c.wait().unwrap();
+    assert!(
+        wait_gone(&pid, Duration::from_secs(5)),
+        "the command outlived ccsecrets"
+    );
+}
+
+#[test]
+fn stop_signals_reach_the_commands_whole_group_and_the_grace_kill_takes_it_down() {
+    let w = World::new();
+    w.write(&w.config());
+    // TERM is forwarded to the group: the background grandchild gets it too.
+    let mut c = w
+        .cmd(&["exec", "--", "sh", "-c", "sleep 30 & echo $!; wait"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let grandchild = read_line(&mut c);
+    kill(&c, "-TERM");
+    wait_exit(&mut c, Duration::from_secs(10));
+    assert!(
+        wait_gone(&grandchild, Duration::from_secs(5)),
+        "the grandchild did not get TERM"
+    );
+    // A grandchild that ignores TERM (inherited from its shell) dies in the grace kill.
+    let mut c = w
+        .cmd(&[
+            "exec",
+            "--",
+            "sh",
+            "-c",
+            "trap '' TERM; sleep 30 & echo $!; while :; do sleep 0.05; done",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let grandchild = read_line(&mut c);
+    kill(&c, "-TERM");
+    let status = wait_exit(&mut c, Duration::from_secs(25));
+    assert_eq!(status.code(), Some(137), "killed after the grace");
+    assert!(
+        wait_gone(&grandchild, Duration::from_secs(5)),
+        "a grandchild survived the grace kill"
+    );
+    assert_eq!(w.genesys.live_tokens(&w.client_id), 0);
+}
+
+/// A child that fails unless none of `absent` is set and each of `present` is.
+fn env_check(absent: &[&str], present: &[&str]) -> String {
+    let mut s = String::from("set -e");
+    for a in absent {
+        s.push_str(&format!(
+            "; test -z \"${{{a}+x}}\" || {{ echo \"{a} leaked\"; exit 9; }}"
+        ));
+    }
+    for p in present {
+        s.push_str(&format!(
+            "; test -n \"${p}\" || {{ echo \"{p} missing\"; exit 8; }}"
+        ));
+    }
+    s
+}
+
+#[test]
+fn the_command_gets_no_store_credentials_unless_they_are_kept() {
+    use ccsecrets_testkit::jwt::{JwtSigner, ci_claims};
+    let w = World::new();
+    let signer = JwtSigner::new();
+    w.bao.enable_auth("jwt", "jwt");
+    w.bao.write(
+        "auth/jwt/config",
+        json!({ "jwt_validation_pubkeys": [signer.public_key_pem()] }),
+    );
+    w.bao
+        .policy("reader", "path \"secret/*\" { capabilities = [\"read\"] }");
+    w.bao.write(
+        "auth/jwt/role/ci",
+        json!({"role_type": "jwt", "bound_audiences": ["ccsecrets"], "user_claim": "sub",
+               "token_policies": ["reader"], "token_ttl": "5m"}),
+    );
+    let jwt = signer.sign(&ci_claims("job-1", "ccsecrets", 600));
+    let with_jwt = w.config().replace(
+        "vault {\n",
+        "vault {\n  auth_jwt {\n    role    = \"ci\"\n    jwt_env = \"CI_ID_TOKEN\"\n  }\n",
+    );
+    w.write(&with_jwt);
+    // The attack from the issue: the command asks Vault for the client secret itself.
+    let out = w
+        .cmd(&[
+            "exec",
+            "--",
+            "sh",
+            "-c",
+            "bao kv get -field=client_secret secret/genesys/prod/pipeline; echo \"status $?\"",
+        ])
+        .env("CI_ID_TOKEN", &jwt)
+        .env("VAULT_ADDR", w.bao.addr())
+        .env("BAO_TOKEN", ROOT_TOKEN)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("status 0"),
+        "{}",
+        text(&out)
+    );
+    assert_no_secrets(&text(&out), std::slice::from_ref(&w.client_secret));
+    // Vault's variables and the jwt_env variable are gone; other tools' credentials stay.
+    let child = env_check(
+        &["VAULT_TOKEN", "BAO_TOKEN", "CI_ID_TOKEN"],
+        &["AWS_SECRET_ACCESS_KEY", "VAULT_ADDR"],
+    );
+    let run = |args: &[&str]| {
+        w.cmd(args)
+            .env("CI_ID_TOKEN", &jwt)
+            .env("VAULT_ADDR", w.bao.addr())
+            .env("BAO_TOKEN", ROOT_TOKEN)
+            .env("AWS_SECRET_ACCESS_KEY", "for-the-aws-provider")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["exec", "--", "sh", "-c", &child]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // Kept on purpose, one by one...
+    let out = run(&[
+        "exec",
+        "--keep-env",
+        "VAULT_TOKEN",
+        "--keep-env",
+        "CI_ID_TOKEN",
+        "--",
+        "sh",
+        "-c",
+        &env_check(&["BAO_TOKEN"], &["VAULT_TOKEN", "CI_ID_TOKEN"]),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // ... or all of them.
+    w.write(&format!("pass_store_credentials = true\n{with_jwt}"));
+    let out = run(&[
+        "exec",
+        "--",
+        "sh",
+        "-c",
+        &env_check(&[], &["VAULT_TOKEN", "BAO_TOKEN", "CI_ID_TOKEN"]),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    w.write(&format!("pass_store_credentials = \"yes\"\n{with_jwt}"));
+    let out = run(&["exec", "--", "true"]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    assert_says(
+        &out,
+        &["line 1", "`pass_store_credentials` must be true or false"],
+    );
+    assert_no_secrets(&text(&out), &[jwt]);
+}
+
+#[test]
+fn one_mint_gives_several_fields_json_and_exports_that_can_be_sourced() {
+    let w = World::new();
+    let tricky = "it's $HOME \"quoted\" `cmd` \\ # not a comment\nline two";
+    w.bao.kv_put(
+        "contact-center/prod/webhook",
+        json!({"signing_key": tricky}),
+    );
+    w.write(&format!(
+        "{}vault_secret \"webhook\" {{\n  path = \"contact-center/{{environment}}/webhook\"\n  env  = {{ WEBHOOK_SIGNING_KEY = \"data.signing_key\" }}\n}}\n",
+        w.config()
+    ));
+    // Two fields, one mint, one line each.
+    let out = w.run(&[
+        "token",
+        "genesys_token.deploy",
+        "--field",
+        "access_token",
+        "--field",
+        "region",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(w.genesys.tokens_issued(&w.client_id), 1);
+    let issued = w.genesys.issued_tokens();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{}\nus-east-1\n", issued[0])
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(stderr.contains("expires at 20"), "{stderr}");
+    assert!(
+        stderr.contains("ccsecrets revoke genesys_token.deploy < token"),
+        "{stderr}"
+    );
+    // Every value as JSON, from one more mint.
+    let out = w.run(&["token", "cxone_token.deploy", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["access_token"], w.cxone.issued_tokens()[0].as_str());
+    assert_eq!(v["api_endpoint"], w.cxone.url());
+    assert!(v["expires_at"].as_str().unwrap().starts_with("20"), "{v}");
+
+    // export: shell output, sourced, gives every value back exactly.
+    let out = w.run(&["export", "--format", "shell"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let script = String::from_utf8_lossy(&out.stdout).into_owned();
+    let env_file = w.dir.path().join("exported.sh");
+    std::fs::write(&env_file, &script).unwrap();
+    let shown = w
+        .command("sh")
+        .arg("-c")
+        .arg(". \"$1\"; printf '%s|%s|%s' \"$GENESYSCLOUD_REGION\" \"$CXONE_API_ENDPOINT\" \"$WEBHOOK_SIGNING_KEY\"")
+        .arg("sh")
+        .arg(&env_file)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&shown.stdout),
+        format!("us-east-1|{}|{tricky}", w.cxone.url())
+    );
+    // json: the same names and values.
+    let out = w.run(&[
+        "export",
+        "--format",
+        "json",
+        "genesys_token.deploy",
+        "webhook",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["WEBHOOK_SIGNING_KEY"], tricky);
+    assert_eq!(v["GENESYSCLOUD_REGION"], "us-east-1");
+    assert!(v.get("CXONE_ACCESS_TOKEN").is_none(), "{v}");
+    // dotenv: plain NAME=value lines; a value dotenv readers disagree on is refused, and the
+    // tokens minted for it are revoked.
+    let before = w.genesys.live_tokens(&w.client_id);
+    let out = w.run(&["export", "--format", "dotenv"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(out.stdout.is_empty());
+    assert_says(
+        &out,
+        &["WEBHOOK_SIGNING_KEY", "--format json or --format shell"],
+    );
+    assert_eq!(w.genesys.live_tokens(&w.client_id), before);
+    let out = w.run(&["export", "genesys_token.deploy", "cxone_token.deploy"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let token = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("GENESYSCLOUD_ACCESS_TOKEN="))
+        .unwrap()
+        .to_owned();
+    assert!(w.genesys.issued_tokens().contains(&token), "{lines:?}");
+    assert!(
+        lines.contains(&"GENESYSCLOUD_REGION=us-east-1".to_owned()),
+        "{lines:?}"
+    );
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not revoked when ccsecrets exits"));
+    // Exported tokens stay valid; `ccsecrets revoke` ends one.
+    let live = w.genesys.live_tokens(&w.client_id);
+    assert!(live >= 1);
+    let mut c = w
+        .cmd(&["revoke", "genesys_token.deploy"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(c.stdin.take().unwrap(), "{token}").unwrap();
+    let out = c.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(w.genesys.live_tokens(&w.client_id), live - 1);
+}
+
+#[test]
+fn the_configuration_file_must_be_a_small_regular_file_or_a_pipe() {
+    let w = World::new();
+    let out = w.run(&["--config", "/dev/zero", "check"]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    assert_says(&out, &["/dev/zero is not a regular file"]);
+    let big = w.dir.path().join("big.hcl");
+    std::fs::write(&big, format!("# {}\n", "x".repeat(2 * 1024 * 1024))).unwrap();
+    let out = w.run(&["check", "--config", big.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    assert_says(&out, &["larger than 1024 KiB"]);
+    // A pipe is fine: `--config <(...)`.
+    let mut c = w
+        .cmd(&["check", "--config", "/dev/stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin
+        .take()
+        .unwrap()
+        .write_all(w.config().as_bytes())
+        .unwrap();
+    let out = c.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // Names from the file are shown with control characters escaped.
+    w.write("genesys_token \"evil\\u001b[2Jname\" {\n  path = \"p\"\n}\n");
+    let out = w.run(&["token", "nope\u{7}"]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    let t = text(&out);
+    assert!(!t.contains('\u{1b}') && !t.contains('\u{7}'), "{t:?}");
+    assert!(t.contains("genesys_token.evil\\u{1b}[2Jname"), "{t}");
+    let out = w.run(&["--config", "missing\u{1b}]0;title\u{7}.hcl", "check"]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    assert!(!text(&out).contains('\u{1b}'), "{:?}", text(&out));
+}
+
+#[test]
+fn configuration_problems_exit_78_and_are_said_once() {
+    let w = World::new();
+    let marker = w.dir.path().join("started");
+    // `{environment}` in two blocks' paths and no environment anywhere.
+    w.write(&w.config().replace("environment = \"prod\"\n", ""));
+    let out = w.run(&["exec", "--", "touch", marker.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    let t = text(&out);
+    assert_eq!(
+        t.matches("no `environment` is configured").count(),
+        1,
+        "{t}"
+    );
+    let out = w.run(&["check"]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    // A `jwt_env` variable that is not set.
+    w.write(&w.config().replace(
+        "vault {\n",
+        "vault {\n  auth_jwt {\n    role    = \"ci\"\n    jwt_env = \"CI_ID_TOKEN\"\n  }\n",
+    ));
+    let out = w.run(&["exec", "--", "touch", marker.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    assert_says(&out, &["CI_ID_TOKEN", "attribute `vault.auth_jwt.jwt_env`"]);
+    assert_eq!(text(&out).matches("Error:").count(), 1, "{}", text(&out));
+    assert!(!marker.exists());
+    assert_eq!(w.genesys.token_requests(&w.client_id), 0);
+}
+
+#[test]
+fn config_and_environment_are_global_and_the_environment_has_an_order() {
+    let w = World::new();
+    let cfg = w.write(
+        &w.config()
+            .replace("environment = \"prod\"", "environment = \"dev\""),
+    );
+    std::fs::rename(&cfg, w.dir.path().join("other.hcl")).unwrap();
+    let ok = |o: &Output| o.status.code() == Some(0);
+    // The file says dev, where there is no secret: 69.
+    let out = w.run(&["check", "--config", "other.hcl"]);
+    assert_eq!(out.status.code(), Some(69), "{}", text(&out));
+    // CCSECRETS_ENVIRONMENT overrides the file; --environment overrides both, before or after
+    // the subcommand.
+    let out = w
+        .cmd(&["--config", "other.hcl", "check"])
+        .env("CCSECRETS_ENVIRONMENT", "prod")
+        .output()
+        .unwrap();
+    assert!(ok(&out), "{}", text(&out));
+    let out = w.run(&["--environment", "prod", "check", "--config", "other.hcl"]);
+    assert!(ok(&out), "{}", text(&out));
+    let out = w
+        .cmd(&["check", "--config", "other.hcl", "--environment", "dev"])
+        .env("CCSECRETS_ENVIRONMENT", "prod")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(69), "{}", text(&out));
+    let out = w.run(&["--config", "other.hcl", "--environment", "../x", "check"]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    assert_says(&out, &["--environment \"../x\""]);
+}
+
+#[test]
+fn completions_for_three_shells_and_help_names_every_store() {
+    let dir = tempfile::tempdir().unwrap();
+    for (shell, marker) in [
+        ("bash", "complete -F _ccsecrets"),
+        ("zsh", "#compdef ccsecrets"),
+        ("fish", "complete -c ccsecrets"),
+    ] {
+        let out = common::clean_command(bin(), dir.path())
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains(marker), "{shell}: {script}");
+        assert!(
+            script.contains("export") && script.contains("keep-env"),
+            "{shell}"
+        );
+    }
+    let out = common::clean_command(bin(), dir.path())
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_says(
+        &out,
+        &[
+            "Vault or OpenBao",
+            "AWS Secrets Manager",
+            "Azure Key Vault",
+            "--environment",
+            "VAULT_TOKEN",
+        ],
+    );
+    let out = common::clean_command(bin(), dir.path())
+        .args(["token", "--help"])
+        .output()
+        .unwrap();
+    assert_says(&out, &["NOT", "revoked", "ccsecrets revoke"]);
+    let out = common::clean_command(bin(), dir.path())
+        .args(["export", "--help"])
+        .output()
+        .unwrap();
+    assert_says(&out, &["NOT revoked", "dotenv", "shell", "json"]);
 }

@@ -132,3 +132,119 @@ fn the_command_line_store_example_is_valid() {
         "genesys_token.deploy",
     );
 }
+
+/// The first fenced block of `lang` after `heading` in a Markdown text.
+fn fenced_after(markdown: &str, heading: &str, lang: &str) -> String {
+    let from = markdown.find(heading).expect("the heading");
+    let rest = &markdown[from..];
+    let open = format!("```{lang}\n");
+    let start = rest.find(&open).expect("a fenced block") + open.len();
+    let len = rest[start..].find("```").expect("its end");
+    rest[start..start + len].to_owned()
+}
+
+/// The command-line guide's example configuration, as written (only Vault's address is the
+/// test server's), against a real OpenBao with the JWT login it shows: `check` passes, the
+/// `token` example prints the secret's value, and every block name the guide's commands use
+/// names exactly one block.
+#[test]
+fn the_command_line_guides_example_configuration_runs_as_written() {
+    use ccsecrets_testkit::jwt::{JwtSigner, ci_claims};
+    use ccsecrets_testkit::openbao::OpenBao;
+    use serde_json::json;
+    let guide = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/guides/command-line.md"),
+    )
+    .unwrap();
+    let example = fenced_after(&guide, "## The configuration file", "hcl");
+    assert!(
+        example.contains("https://vault.example.com:8200"),
+        "{example}"
+    );
+    let bao = OpenBao::start();
+    let signer = JwtSigner::new();
+    bao.enable_auth("jwt", "jwt");
+    bao.write(
+        "auth/jwt/config",
+        json!({ "jwt_validation_pubkeys": [signer.public_key_pem()] }),
+    );
+    bao.policy("deploy", "path \"secret/*\" { capabilities = [\"read\"] }");
+    bao.write(
+        "auth/jwt/role/cc-deploy-prod",
+        json!({"role_type": "jwt", "bound_audiences": ["https://vault.example.com"],
+               "user_claim": "sub", "token_policies": ["deploy"], "token_ttl": "5m"}),
+    );
+    bao.kv_put(
+        "genesys/prod/pipeline",
+        json!({"client_id": "id-1", "client_secret": "guide-secret-1"}),
+    );
+    bao.kv_put(
+        "cxone/prod/pipeline",
+        json!({"access_key_id": "AK1", "access_key_secret": "guide-secret-2",
+               "client_id": "app", "client_secret": "guide-secret-3",
+               "issuer": "https://cxone.niceincontact.com"}),
+    );
+    bao.kv_put(
+        "contact-center/prod/webhook",
+        json!({"signing_key": "guide-signing-key"}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("ccsecrets.hcl"),
+        example.replace("https://vault.example.com:8200", &bao.addr()),
+    )
+    .unwrap();
+    let jwt = signer.sign(&ci_claims(
+        "repo:acme/deploy",
+        "https://vault.example.com",
+        600,
+    ));
+    let run = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ccsecrets"));
+        c.current_dir(dir.path()).env("HOME", dir.path()).args(args);
+        for (k, _) in std::env::vars() {
+            if ["VAULT_", "BAO_", "CCSECRETS_", "GITHUB_"]
+                .iter()
+                .any(|p| k.starts_with(p))
+            {
+                c.env_remove(k);
+            }
+        }
+        c.env("VAULT_ID_TOKEN", &jwt).output().unwrap()
+    };
+    let said = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let out = run(&["check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", said(&out));
+    let out = run(&["token", "webhook", "--field", "data.signing_key"]);
+    assert_eq!(out.status.code(), Some(0), "{}", said(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "guide-signing-key\n");
+    // Every `ccsecrets token|export|revoke NAME` of the guide resolves to one block.
+    let mut names: Vec<String> = Vec::new();
+    for (i, _) in guide.match_indices("ccsecrets ") {
+        let words: Vec<&str> = guide[i..].split_whitespace().take(3).collect();
+        if let [_, "token" | "export" | "revoke", name] = words.as_slice() {
+            let name = name.trim_end_matches(['`', ')', ',', '.']);
+            if !name.starts_with('-') && name != "NAME" && name != "[NAME...]" {
+                names.push(name.to_owned());
+            }
+        }
+    }
+    assert!(
+        names.contains(&"genesys_token.deploy".to_owned()),
+        "{names:?}"
+    );
+    for name in names {
+        let out = run(&["token", &name, "--field", "no_such_attribute"]);
+        assert!(
+            said(&out).contains("No such attribute"),
+            "`{name}` in the guide: {}",
+            said(&out)
+        );
+    }
+}

@@ -116,14 +116,22 @@ pub fn is_loopback_host(host: &url::Host<&str>) -> bool {
     }
 }
 
-/// True for the addresses the clouds serve instance credentials on over plain http, which
-/// cannot be routed off the host: IPv4 link-local (169.254.0.0/16: the AWS and Azure instance
-/// metadata services at 169.254.169.254, ECS at 169.254.170.2, EKS Pod Identity at
-/// 169.254.170.23) and AWS's IPv6 metadata addresses `fd00:ec2::254` and `fd00:ec2::23`.
+/// The IPv4 addresses the clouds serve instance credentials on over plain http: the AWS and
+/// Azure instance metadata services, the ECS container credentials endpoint and the EKS Pod
+/// Identity agent.
+pub const METADATA_IPV4: [std::net::Ipv4Addr; 3] = [
+    std::net::Ipv4Addr::new(169, 254, 169, 254),
+    std::net::Ipv4Addr::new(169, 254, 170, 2),
+    std::net::Ipv4Addr::new(169, 254, 170, 23),
+];
+
+/// True for exactly the addresses the clouds serve instance credentials on over plain http
+/// ([`METADATA_IPV4`], and AWS's IPv6 metadata addresses `fd00:ec2::254` and `fd00:ec2::23`);
+/// not the rest of the link-local range, where anything on the local link may answer.
 pub fn is_metadata_host(host: &url::Host<&str>) -> bool {
     match host {
         url::Host::Domain(_) => false,
-        url::Host::Ipv4(ip) => ip.is_link_local(),
+        url::Host::Ipv4(ip) => METADATA_IPV4.contains(ip),
         url::Host::Ipv6(ip) => {
             let s = ip.segments();
             s[..7] == [0xfd00, 0x0ec2, 0, 0, 0, 0, 0] && matches!(s[7], 0x254 | 0x23)
@@ -659,6 +667,7 @@ mod tests {
             "http://[::1]:80/",
             "http://169.254.169.254/latest/api/token",
             "http://169.254.170.2/v2/credentials/x",
+            "http://169.254.170.23/v1/credentials",
             "http://[fd00:ec2::254]/latest/api/token",
             "http://[fd00:ec2::23]/v1/credentials",
         ] {
@@ -669,6 +678,9 @@ mod tests {
             "http://10.0.0.1/",
             "http://[fd00:ec2::1]/",
             "http://169.254.169.254.example.com/",
+            "http://169.254.1.1/",
+            "http://169.254.169.253/",
+            "http://169.254.170.3/",
             "ftp://127.0.0.1/",
         ] {
             assert!(!request_allowed(&Url::parse(refused).unwrap()), "{refused}");
