@@ -533,3 +533,165 @@ fn an_agent_on_azure_signs_in_afresh_when_the_vault_refuses_its_token() {
         );
     }
 }
+
+/// `ccsecrets agent health` with `args`: its exit status and stderr.
+fn health(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = common::clean_command(bin(), dir)
+        .args(["agent", "health"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The `ccsecrets.hcl: |` entry of a ConfigMap, unindented.
+fn embedded_config(yaml: &str) -> String {
+    let mut lines = yaml
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("ccsecrets.hcl: |"));
+    let header = lines.next().expect("a ccsecrets.hcl entry");
+    let indent = header.len() - header.trim_start().len() + 2;
+    lines
+        .take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() >= indent)
+        .map(|l| l.get(indent..).unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Runs the agent on `cfg` in a new user and mount namespace whose `/run` is a fresh tmpfs
+/// holding only an empty `/run/ccsecrets`, as the containers' volume: the shipped absolute sink
+/// paths work unchanged.
+fn agent_on_fresh_volume(w: &World, cfg: &Path) -> Child {
+    common::clean_command("unshare", w.dir.path())
+        .args([
+            "--user",
+            "--map-root-user",
+            "--mount",
+            "sh",
+            "-c",
+            "mount -t tmpfs -o mode=0755 tmpfs /run && mkdir /run/ccsecrets && exec \"$@\"",
+            "sh",
+            bin(),
+            "agent",
+            "--config",
+        ])
+        .arg(cfg)
+        .env("VAULT_ADDR", w.bao.addr())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn the_compose_and_kubernetes_configurations_become_ready_on_a_fresh_volume_as_shipped() {
+    let ok = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "this test needs `unshare` (util-linux) and unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1)"
+    );
+    let w = World::new(86_400);
+    w.bao.kv_put(
+        "genesys/prod/runtime",
+        json!({"client_id": w.client_id, "client_secret": w.client_secret, "region": "us-east-1"}),
+    );
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let compose = std::fs::read_to_string(examples.join("docker-compose/ccsecrets.hcl")).unwrap();
+    let kubernetes = embedded_config(
+        &std::fs::read_to_string(examples.join("kubernetes/deployment.yaml")).unwrap(),
+    );
+    // Only the store's address and login (the test's OpenBao, its token from VAULT_TOKEN)
+    // and the platform's URLs (the stand-in) change.
+    let urls = format!(
+        "path = \"genesys/{{environment}}/runtime\"\n  login_url = \"{g}\"\n  api_url = \"{g}\"",
+        g = w.genesys.url()
+    );
+    let kubernetes = kubernetes
+        .replace("https://vault.example.com:8200", &w.bao.addr())
+        .replace(
+            "  auth_kubernetes {\n    role = \"cc-runtime\"   # bound to this service account and namespace\n  }\n",
+            "",
+        );
+    assert!(!kubernetes.contains("auth_kubernetes"), "{kubernetes}");
+    for (what, text) in [("compose", compose), ("kubernetes", kubernetes)] {
+        assert!(
+            text.contains("file = \"/run/ccsecrets/genesys/access_token\""),
+            "{what}: {text}"
+        );
+        let cfg = w.dir.path().join(format!("{what}.hcl"));
+        std::fs::write(
+            &cfg,
+            text.replace("path = \"genesys/{environment}/runtime\"", &urls),
+        )
+        .unwrap();
+        let started = Instant::now();
+        let agent = agent_on_fresh_volume(&w, &cfg);
+        let pid = agent.id();
+        wait_for(&format!("{what}: ready"), Duration::from_secs(10), || {
+            health(w.dir.path(), &["--config", cfg.to_str().unwrap()]).0 == Some(0)
+        });
+        let took = started.elapsed();
+        // The first token is written at once, not at the first refresh (16 hours away).
+        assert!(
+            took < Duration::from_secs(8),
+            "{what}: ready after {took:?}"
+        );
+        let token = std::fs::read_to_string(format!(
+            "/proc/{pid}/root/run/ccsecrets/genesys/access_token"
+        ))
+        .unwrap();
+        assert!(w.valid(&token), "{what}");
+        let (status, log) = stop(agent, Duration::from_secs(10));
+        assert_eq!(status.code(), Some(0), "{what}: {log}");
+        assert!(
+            !log.contains("memory-backed"),
+            "{what}: on tmpfs, no warning: {log}"
+        );
+        assert_eq!(w.genesys.live_tokens(&w.client_id), 0, "{what}: revoked");
+        assert!(!log.contains(&token) && !log.contains(&w.client_secret));
+    }
+}
+
+#[test]
+fn health_answers_for_containers_without_a_shell() {
+    let w = World::new(3);
+    let cfg = w.write("");
+    let cfg_arg = cfg.to_str().unwrap();
+    // Nothing listening yet.
+    let (code, err) = health(w.dir.path(), &["--config", cfg_arg]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("cannot connect to 127.0.0.1:"), "{err}");
+    let agent = w.agent(&["--config", cfg_arg]);
+    wait_for("ready", Duration::from_secs(10), || {
+        health(w.dir.path(), &["--config", cfg_arg]).0 == Some(0)
+    });
+    let listen = format!("127.0.0.1:{}", w.port);
+    assert_eq!(health(w.dir.path(), &["--listen", &listen]).0, Some(0));
+    // Not ready: the platform fails every refresh until the token expires.
+    for _ in 0..6 {
+        w.genesys
+            .push_fault(genesys::route::TOKEN, Fault::ServerError);
+    }
+    wait_for("not ready", Duration::from_secs(10), || {
+        w.http("/readyz").0 == 503
+    });
+    let (code, err) = health(w.dir.path(), &["--listen", &listen]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(
+        err.trim(),
+        format!("ccsecrets agent health: not ready: /readyz at {listen} answered 503")
+    );
+    let (code, err) = health(w.dir.path(), &["--listen", "nonsense"]);
+    assert_eq!(code, Some(1), "{err}");
+    let (status, log) = stop(agent, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "{log}");
+    // The sinks are in an ordinary directory: the agent says so once, at start.
+    assert!(log.contains("not on a memory-backed file system"), "{log}");
+}

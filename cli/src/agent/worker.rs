@@ -200,6 +200,12 @@ impl BlockState {
         }
     }
 
+    /// Failures of `kind` so far.
+    #[cfg(test)]
+    pub(crate) fn failures(&self, kind: FailureKind) -> u64 {
+        self.failures.get(kind as usize).map_or(0, Counter::get)
+    }
+
     /// Marks the block not ready, with no token.
     pub(crate) fn clear(&self) {
         self.ready.store(false, Ordering::SeqCst);
