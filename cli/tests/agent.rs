@@ -695,3 +695,33 @@ fn health_answers_for_containers_without_a_shell() {
     // The sinks are in an ordinary directory: the agent says so once, at start.
     assert!(log.contains("not on a memory-backed file system"), "{log}");
 }
+
+#[test]
+fn sigterm_during_a_token_request_waits_for_the_answer_and_revokes_that_token() {
+    let w = World::new(600);
+    let cfg = w.write("  stop_timeout_seconds = 12");
+    // The platform takes three seconds to answer the first token request.
+    w.genesys.push_fault(
+        genesys::route::TOKEN,
+        Fault::Delay(Duration::from_secs(3)),
+    );
+    let agent = w.agent(&["--config", cfg.to_str().unwrap()]);
+    wait_for("the token request", Duration::from_secs(10), || {
+        w.genesys.token_requests(&w.client_id) == 1
+    });
+    let started = Instant::now();
+    let (status, log) = stop(agent, Duration::from_secs(12));
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "waited for the answer: {log}"
+    );
+    assert_eq!(w.genesys.tokens_issued(&w.client_id), 1, "{log}");
+    assert_eq!(
+        w.genesys.live_tokens(&w.client_id),
+        0,
+        "the token answered after SIGTERM is revoked: {log}"
+    );
+    assert!(log.contains("the token answered while stopping was revoked"), "{log}");
+    assert!(!w.sink("token").exists());
+}
