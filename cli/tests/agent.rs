@@ -281,13 +281,23 @@ fn sinks_always_hold_a_valid_token_across_refreshes_and_stop_cleans_up() {
         );
     }
     assert!(!metrics.contains(&w.client_secret));
+    // The warning about the tokens' short life is logged once, not at every refresh.
+    assert_eq!(
+        log.matches("Short-lived Genesys Cloud token").count(),
+        1,
+        "{log}"
+    );
 }
 
 #[test]
 fn the_store_going_down_does_not_stop_the_tokens() {
     let mut w = World::new(3);
     let cfg = w.write("");
-    let agent = w.agent(&["--config", cfg.to_str().unwrap()]);
+    // Log lines as JSON, warnings and errors only.
+    let agent = w.agent_with(
+        &["--config", cfg.to_str().unwrap(), "--log-format", "json"],
+        &[("CCSECRETS_LOG", "warn")],
+    );
     wait_for("the first token", Duration::from_secs(10), || {
         w.sink("token").exists()
     });
@@ -305,9 +315,28 @@ fn the_store_going_down_does_not_stop_the_tokens() {
         "{metrics}"
     );
     assert_eq!(w.http("/readyz").0, 200);
-    let (status, _) = stop(agent, Duration::from_secs(5));
+    let (status, log) = stop(agent, Duration::from_secs(5));
     assert_eq!(status.code(), Some(0));
     assert_eq!(w.genesys.live_tokens(&w.client_id), 0);
+    // The core's warning names what failed; every line is a JSON object with a time and a
+    // level; nothing below WARN.
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(lines.iter().all(|l| l["timestamp"].is_string()), "{log}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["level"] == "WARN" || l["level"] == "ERROR"),
+        "{log}"
+    );
+    assert!(
+        lines.iter().any(|l| l["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("cannot read the store; using the credential read last"))),
+        "{log}"
+    );
 }
 
 #[test]
@@ -340,8 +369,14 @@ fn no_fresh_token_in_time_empties_the_sink_and_readiness_turns_false() {
     wait_for("readiness", Duration::from_secs(5), || {
         w.http("/readyz").0 == 200
     });
-    let (status, _) = stop(agent, Duration::from_secs(5));
+    let (status, log) = stop(agent, Duration::from_secs(5));
     assert_eq!(status.code(), Some(0));
+    // Each failure says what failed.
+    assert!(
+        log.contains("cannot get a new token from the platform"),
+        "{log}"
+    );
+    assert!(log.contains("sinks removed, not ready"), "{log}");
 }
 
 #[test]
@@ -701,10 +736,8 @@ fn sigterm_during_a_token_request_waits_for_the_answer_and_revokes_that_token() 
     let w = World::new(600);
     let cfg = w.write("  stop_timeout_seconds = 12");
     // The platform takes three seconds to answer the first token request.
-    w.genesys.push_fault(
-        genesys::route::TOKEN,
-        Fault::Delay(Duration::from_secs(3)),
-    );
+    w.genesys
+        .push_fault(genesys::route::TOKEN, Fault::Delay(Duration::from_secs(3)));
     let agent = w.agent(&["--config", cfg.to_str().unwrap()]);
     wait_for("the token request", Duration::from_secs(10), || {
         w.genesys.token_requests(&w.client_id) == 1
@@ -722,6 +755,71 @@ fn sigterm_during_a_token_request_waits_for_the_answer_and_revokes_that_token() 
         0,
         "the token answered after SIGTERM is revoked: {log}"
     );
-    assert!(log.contains("the token answered while stopping was revoked"), "{log}");
+    assert!(
+        log.contains("the token answered while stopping was revoked"),
+        "{log}"
+    );
     assert!(!w.sink("token").exists());
+}
+
+/// GET `path` on `port`: the status, or `None` when the connection is refused or closed.
+fn try_get(port: u16, path: &str) -> Option<u16> {
+    use std::io::Write as _;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.get(9..12)?.parse().ok()
+}
+
+#[test]
+fn hundreds_of_idle_connections_break_neither_the_sinks_nor_the_health_endpoint() {
+    let w = World::new(3);
+    let cfg = w.write("");
+    // A tight descriptor limit, as in a small container: 400 connections held open would
+    // exhaust it if the listener took them all.
+    let agent = common::clean_command("sh", w.dir.path())
+        .args([
+            "-c",
+            "ulimit -n 256 && exec \"$@\"",
+            "sh",
+            bin(),
+            "agent",
+            "--config",
+        ])
+        .arg(&cfg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the first token", Duration::from_secs(10), || {
+        w.sink("token").exists()
+    });
+    let idle: Vec<std::net::TcpStream> = (0..400)
+        .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", w.port)).ok())
+        .collect();
+    assert!(idle.len() >= 300, "{} connections", idle.len());
+    // Refreshes go on: the sink holds a new, valid token two lifetimes later.
+    let first = std::fs::read_to_string(w.sink("token")).unwrap();
+    std::thread::sleep(Duration::from_secs(6));
+    let later = std::fs::read_to_string(w.sink("token")).unwrap();
+    assert_ne!(first, later);
+    assert!(w.valid(&later));
+    // Idle connections are dropped after a few seconds; the probes answer meanwhile.
+    wait_for("/healthz", Duration::from_secs(10), || {
+        try_get(w.port, "/healthz") == Some(200)
+    });
+    wait_for("/readyz", Duration::from_secs(10), || {
+        try_get(w.port, "/readyz") == Some(200)
+    });
+    drop(idle);
+    let (status, log) = stop(agent, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(!log.contains("cannot write the sink"), "{log}");
+    assert_eq!(w.genesys.live_tokens(&w.client_id), 0);
 }

@@ -266,7 +266,8 @@ impl<M: Minter> Worker<M> {
         let mut refresh_at = Instant::now();
         let mut retry_at: Option<Instant> = None;
         let mut reread_at = Instant::now() + self.settings.reread;
-        // Warnings already logged (a run-length warning is not repeated at every refresh).
+        // Warnings already logged, by summary (a warning about the token's life is not
+        // repeated at every refresh).
         let mut warned: HashSet<String> = HashSet::new();
         let far = || Instant::now() + Duration::from_secs(86_400 * 365);
         loop {
@@ -286,9 +287,8 @@ impl<M: Minter> Worker<M> {
                             write_backoff.reset();
                             reread_at = Instant::now() + self.settings.reread;
                             for w in &fresh.opened.warnings {
-                                let text = w.problem.to_string();
-                                if warned.insert(text.clone()) {
-                                    tracing::warn!(block = %title, "{text}");
+                                if warned.insert(w.problem.summary.clone()) {
+                                    tracing::warn!(block = %title, "{}", w.problem);
                                 }
                             }
                             refresh_at = self.take(fresh, &mut held, &mut pending).await;
