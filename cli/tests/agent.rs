@@ -823,3 +823,102 @@ fn hundreds_of_idle_connections_break_neither_the_sinks_nor_the_health_endpoint(
     assert!(!log.contains("cannot write the sink"), "{log}");
     assert_eq!(w.genesys.live_tokens(&w.client_id), 0);
 }
+
+#[test]
+fn a_command_that_takes_the_token_is_restarted_with_each_fresh_one() {
+    let w = World::new(3);
+    let cfg = w.write("");
+    let marker = w.sink("starts");
+    let script = format!(
+        "echo \"$GENESYSCLOUD_ACCESS_TOKEN\" >> {m}; trap 'exit 4' TERM; while :; do sleep 0.05; done",
+        m = marker.display()
+    );
+    let agent = w.agent_with(
+        &["--config", cfg.to_str().unwrap(), "--", "sh", "-c", &script],
+        &[("GITHUB_ACTIONS", "true")],
+    );
+    wait_for("three starts", Duration::from_secs(15), || {
+        std::fs::read_to_string(&marker)
+            .unwrap_or_default()
+            .lines()
+            .count()
+            >= 3
+    });
+    let (status, log) = stop(agent, Duration::from_secs(15));
+    assert_eq!(status.code(), Some(4), "the command's own status: {log}");
+    let starts = std::fs::read_to_string(&marker).unwrap();
+    let tokens: Vec<&str> = starts.lines().collect();
+    let distinct: std::collections::BTreeSet<&&str> = tokens.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        tokens.len(),
+        "a fresh token at each start: {starts}"
+    );
+    assert!(tokens.iter().all(|t| t.len() == 64), "{starts}");
+    // Each start was preceded by a mask line for its token, on stderr.
+    for t in &tokens {
+        assert!(log.contains(&format!("::add-mask::{t}\n")), "{log}");
+    }
+    assert!(log.contains("restarting the command"), "{log}");
+    assert_eq!(w.genesys.live_tokens(&w.client_id), 0);
+    assert!(!w.sink("token").exists());
+}
+
+#[test]
+fn check_refuses_what_the_agent_would_refuse() {
+    let w = World::new(600);
+    let cfg = w.write("");
+    let check = |cfg: &Path| {
+        let out = common::clean_command(bin(), w.dir.path())
+            .args(["check", "--config", cfg.to_str().unwrap()])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = check(&cfg);
+    assert_eq!(code, Some(0), "{err}");
+    // A listen address that is not one, an unknown on_refresh, and a sink under a file.
+    std::fs::write(w.dir.path().join("plain-file"), "x").unwrap();
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        &format!("listen = \"127.0.0.1:{}\"", w.port),
+        "listen = \"localhost\"\n  on_refresh = \"reboot\"",
+    );
+    std::fs::write(&cfg, &text).unwrap();
+    let (code, err) = check(&cfg);
+    assert_eq!(code, Some(78), "{err}");
+    assert!(
+        err.contains("Error: Invalid listen\n")
+            && err.contains("ccsecrets.hcl line 6, attribute `agent.listen`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("ccsecrets.hcl line 7, attribute `agent.on_refresh`"),
+        "{err}"
+    );
+    let text = text
+        .replace(
+            "listen = \"localhost\"\n  on_refresh = \"reboot\"",
+            "listen = \"127.0.0.1:1\"",
+        )
+        .replace(
+            &w.sink("token.json").display().to_string(),
+            &w.dir
+                .path()
+                .join("plain-file/sub/token.json")
+                .display()
+                .to_string(),
+        );
+    std::fs::write(&cfg, &text).unwrap();
+    let (code, err) = check(&cfg);
+    assert_eq!(code, Some(78), "{err}");
+    assert!(err.contains("Error: Sink directory unusable"), "{err}");
+    assert!(
+        err.contains("line 18, in genesys_token \"app\", attribute `sink.file`"),
+        "{err}"
+    );
+    assert!(err.contains("plain-file is not a directory"), "{err}");
+    assert!(!w.dir.path().join("plain-file/sub").exists());
+}
