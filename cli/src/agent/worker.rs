@@ -452,6 +452,7 @@ impl<M: Minter> Worker<M> {
             };
             if let Err(e) = result {
                 self.state.fail(FailureKind::sink_write);
+                self.state.ready.store(false, Ordering::SeqCst);
                 tracing::error!(block = %self.state.title, sink = %s.path.display(), failed = ?FailureKind::sink_write, "cannot write the sink: {e}; retrying");
                 sink::remove(s).await;
                 failed.push(i);
@@ -462,10 +463,11 @@ impl<M: Minter> Worker<M> {
 
     /// The held token is about to expire with no successor: the sinks are emptied.
     async fn expire(&self, held: &mut Option<Held>, pending: &mut Vec<usize>) {
+        // Not ready before a file goes: a probe never sees ready with a sink missing.
+        self.state.clear();
         for s in &self.sinks {
             sink::remove(s).await;
         }
-        self.state.clear();
         pending.clear();
         tracing::error!(block = %self.state.title, "the token expires before a new one could be had; sinks removed, not ready");
         if let Some(lease) = held.take().and_then(|h| h.lease) {
