@@ -1112,7 +1112,10 @@ mod tests {
         let p = RetryPolicy::default();
         for _ in 0..1000 {
             let d = p.throttle_delay(1, Some(Duration::from_secs(2)));
-            assert!(d >= Duration::from_secs(2) && d <= Duration::from_secs(3), "{d:?}");
+            assert!(
+                d >= Duration::from_secs(2) && d <= Duration::from_secs(3),
+                "{d:?}"
+            );
         }
     }
 
@@ -1121,7 +1124,10 @@ mod tests {
         let budget = Budget::new(Duration::from_secs(120), CancellationToken::new());
         let (times, got) =
             attempt_times(&RetryPolicy::default(), &budget, |_| throttled(None)).await;
-        assert!(*times.last().unwrap() < Duration::from_secs(120), "{times:?}");
+        assert!(
+            *times.last().unwrap() < Duration::from_secs(120),
+            "{times:?}"
+        );
         let e = got.unwrap_err().to_string();
         assert!(
             e.contains("waiting for the token endpoint; last error: rate limit exceeded"),

@@ -392,7 +392,11 @@ impl GenesysStandin {
 
     /// Token requests of `client_id` refused with the login rate limit so far.
     pub fn rate_limited(&self, client_id: &str) -> usize {
-        self.lock().rate_limited.get(client_id).copied().unwrap_or(0)
+        self.lock()
+            .rate_limited
+            .get(client_id)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Sets the lifetime of tokens minted from now on.
