@@ -25,7 +25,7 @@ pub fn platform_response(data: &[u8]) {
     for status in [200, 400, 401, 429, 500, 503, 302] {
         match platform::classify("fuzz", &url, status, data, None, &[SENT]) {
             Attempt::Done(()) => {}
-            Attempt::Retry { error, after } => {
+            Attempt::Retry { error, after } | Attempt::Throttled { error, after } => {
                 assert_clean(&error.to_string(), &[SENT]);
                 assert!(after.is_none());
             }

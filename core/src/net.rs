@@ -1,11 +1,13 @@
 //! What every outbound call shares: URL rules (plain HTTP only to loopback), HTTP clients with
-//! timeouts, and bounded retries with full-jitter backoff that honour `Retry-After`, a
-//! deadline for the whole operation, and Terraform's interrupt.
+//! timeouts, and bounded retries with full-jitter backoff (a slower one, near a rate limit's
+//! window, while throttled) that honour `Retry-After`, a deadline and Terraform's interrupt.
 
 use std::fmt;
 use std::future::Future;
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 use url::Url;
@@ -485,12 +487,22 @@ pub async fn read_body(
 /// Retry settings and the budget of one operation.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
-    /// Retries after the first attempt.
+    /// Retries of transient failures after the first attempt. 0 turns every retry off,
+    /// throttled ones included.
     pub max_retries: u32,
     /// First backoff ceiling; doubles each retry (full jitter picks uniformly below it).
     pub base_delay: Duration,
     /// Highest backoff ceiling.
     pub max_delay: Duration,
+    /// First backoff ceiling while throttled ([`Attempt::Throttled`] without `Retry-After`);
+    /// doubles each throttled retry.
+    pub throttle_base: Duration,
+    /// Highest ceiling while throttled: about the limit's window, so that the replicas of a
+    /// fleet sharing one quota spread their retries over it instead of spending it on
+    /// refusals.
+    pub throttle_max: Duration,
+    /// Throttled answers waited out, at most (within the operation's deadline).
+    pub throttle_retries: u32,
 }
 
 impl Default for RetryPolicy {
@@ -499,7 +511,46 @@ impl Default for RetryPolicy {
             max_retries: 3,
             base_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(10),
+            // Genesys counts tokens created per client and minute.
+            throttle_base: Duration::from_secs(30),
+            throttle_max: Duration::from_secs(60),
+            throttle_retries: 8,
         }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before throttled retry `n` (1-based): with `Retry-After`, that long (at most
+    /// [`MAX_RETRY_AFTER`]) plus up to half as long again, at most the ceiling, so that callers
+    /// told the same moment do not return in step; without, full jitter: uniform below a
+    /// ceiling that doubles from `throttle_base` up to `throttle_max`.
+    pub fn throttle_delay(&self, n: u32, after: Option<Duration>) -> Duration {
+        let ceiling = self
+            .throttle_base
+            .saturating_mul(1u32 << n.saturating_sub(1).min(16))
+            .min(self.throttle_max);
+        match after {
+            Some(a) => {
+                let a = a.min(MAX_RETRY_AFTER);
+                a.saturating_add((a / 2).min(ceiling).mul_f64(fastrand::f64()))
+            }
+            None => ceiling.mul_f64(fastrand::f64()),
+        }
+    }
+
+    /// The wait before transient retry `n` (1-based): full jitter, uniform below a ceiling
+    /// that doubles from `base_delay` up to `max_delay`; with `Retry-After`, that long plus a
+    /// little jitter.
+    pub fn transient_delay(&self, n: u32, after: Option<Duration>) -> Duration {
+        let ceiling = self
+            .base_delay
+            .saturating_mul(1u32 << n.saturating_sub(1).min(16))
+            .min(self.max_delay);
+        let jitter = ceiling.mul_f64(fastrand::f64());
+        after.map_or(jitter, |a| {
+            a.min(MAX_RETRY_AFTER)
+                .saturating_add(jitter.min(Duration::from_millis(250)))
+        })
     }
 }
 
@@ -533,6 +584,9 @@ pub enum Attempt<T, E> {
     Done(T),
     /// A transient failure: try again (after at least `after`, when the server said so).
     Retry { error: E, after: Option<Duration> },
+    /// Over a rate limit (Genesys's login throttle, HTTP 429): wait it out on the slower
+    /// throttle schedule (after at least `after`, when the server said so).
+    Throttled { error: E, after: Option<Duration> },
     /// A failure that retrying cannot fix.
     Fail(E),
 }
@@ -592,6 +646,12 @@ where
     Fut: Future<Output = Attempt<T, E>>,
 {
     let mut n = 0u32;
+    let (mut transient, mut throttled) = (0u32, 0u32);
+    let throttle_retries = if policy.max_retries == 0 {
+        0
+    } else {
+        policy.throttle_retries
+    };
     let mut last = None;
     loop {
         n += 1;
@@ -600,7 +660,7 @@ where
             () = budget.cancel.cancelled() => return Err(GaveUp::Cancelled),
             r = tokio::time::timeout(budget.remaining(), attempt(n)) => r,
         };
-        let (error, after) = match outcome {
+        let (error, after, delay) = match outcome {
             Err(_elapsed) => {
                 return Err(GaveUp::Deadline {
                     waiting_for: waiting_for.to_owned(),
@@ -610,22 +670,21 @@ where
             }
             Ok(Attempt::Done(v)) => return Ok(v),
             Ok(Attempt::Fail(error)) => return Err(GaveUp::Error { error, attempts: n }),
-            Ok(Attempt::Retry { error, after }) => (error, after),
+            Ok(Attempt::Retry { error, after }) => {
+                transient += 1;
+                if transient > policy.max_retries {
+                    return Err(GaveUp::Error { error, attempts: n });
+                }
+                (error, after, policy.transient_delay(transient, after))
+            }
+            Ok(Attempt::Throttled { error, after }) => {
+                throttled += 1;
+                if throttled > throttle_retries {
+                    return Err(GaveUp::Error { error, attempts: n });
+                }
+                (error, after, policy.throttle_delay(throttled, after))
+            }
         };
-        if n > policy.max_retries {
-            return Err(GaveUp::Error { error, attempts: n });
-        }
-        // Full jitter: uniform in [0, min(max, base * 2^(n-1))]. When the server said how long
-        // to wait, wait that long plus a little jitter so waiters do not return in lockstep.
-        let ceiling = policy
-            .base_delay
-            .saturating_mul(1u32 << (n - 1).min(16))
-            .min(policy.max_delay);
-        let jitter = ceiling.mul_f64(fastrand::f64());
-        let delay = after.map_or(jitter, |a| {
-            a.min(MAX_RETRY_AFTER)
-                .saturating_add(jitter.min(Duration::from_millis(250)))
-        });
         if delay >= budget.remaining() {
             return Err(GaveUp::Deadline {
                 waiting_for: match after {
@@ -888,6 +947,7 @@ mod tests {
             max_retries: 3,
             base_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(4),
+            ..RetryPolicy::default()
         }
     }
 
@@ -981,6 +1041,151 @@ mod tests {
         assert!(
             e.starts_with("gave up after 0.") && e.contains("waiting for Vault at http://x"),
             "{e}"
+        );
+    }
+
+    /// When each attempt of a retried operation started, on tokio's (paused) clock.
+    async fn attempt_times(
+        policy: &RetryPolicy,
+        budget: &Budget,
+        answer: impl Fn(u32) -> Attempt<(), &'static str>,
+    ) -> (Vec<Duration>, Result<(), GaveUp<&'static str>>) {
+        let start = Instant::now();
+        let times = std::sync::Mutex::new(Vec::new());
+        let got = retry(policy, budget, "the token endpoint", |n| {
+            times.lock().unwrap().push(start.elapsed());
+            let a = answer(n);
+            async move { a }
+        })
+        .await;
+        (times.into_inner().unwrap(), got)
+    }
+
+    fn throttled(after: Option<Duration>) -> Attempt<(), &'static str> {
+        Attempt::Throttled {
+            error: "rate limit exceeded",
+            after,
+        }
+    }
+
+    #[test]
+    fn throttle_waits_are_full_jitter_under_a_ceiling_near_the_window() {
+        let p = RetryPolicy::default();
+        for n in 1..=10u32 {
+            let ceiling = (Duration::from_secs(30) * 2u32.pow(n.min(8) - 1)).min(p.throttle_max);
+            let waits: Vec<Duration> = (0..2000).map(|_| p.throttle_delay(n, None)).collect();
+            let (lo, hi) = (waits.iter().min().unwrap(), waits.iter().max().unwrap());
+            // Uniform over [0, ceiling): some near zero, some near the ceiling, none above.
+            assert!(*hi < ceiling, "retry {n}: {hi:?} >= {ceiling:?}");
+            assert!(*hi > ceiling.mul_f64(0.9), "retry {n}: {hi:?}");
+            assert!(*lo < ceiling.mul_f64(0.1), "retry {n}: {lo:?}");
+            let mean = waits.iter().sum::<Duration>() / 2000;
+            assert!(
+                mean > ceiling.mul_f64(0.4) && mean < ceiling.mul_f64(0.6),
+                "retry {n}: mean {mean:?} of a ceiling of {ceiling:?}"
+            );
+        }
+        assert_eq!(p.throttle_max, Duration::from_secs(60));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttled_retries_are_bounded_and_spread_over_the_window() {
+        let budget = Budget::new(Duration::from_secs(3600), CancellationToken::new());
+        let p = RetryPolicy::default();
+        let (times, got) = attempt_times(&p, &budget, |_| throttled(None)).await;
+        // The first attempt and `throttle_retries` more, then the throttle's own error.
+        assert_eq!(times.len(), 1 + p.throttle_retries as usize);
+        assert_eq!(
+            got,
+            Err(GaveUp::Error {
+                error: "rate limit exceeded",
+                attempts: 1 + p.throttle_retries
+            })
+        );
+        for (i, pair) in times.windows(2).enumerate() {
+            let gap = pair[1] - pair[0];
+            let ceiling = if i == 0 { 30 } else { 60 };
+            assert!(gap < Duration::from_secs(ceiling), "wait {i}: {gap:?}");
+        }
+        // Not a burst: nine requests spread over minutes, not seconds.
+        assert!(times[8] > Duration::from_secs(60), "{times:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttled_waits_honour_retry_after() {
+        let budget = Budget::new(Duration::from_secs(3600), CancellationToken::new());
+        let (times, got) = attempt_times(&RetryPolicy::default(), &budget, |n| {
+            if n < 4 {
+                throttled(Some(Duration::from_secs(20)))
+            } else {
+                Attempt::Done(())
+            }
+        })
+        .await;
+        assert_eq!(got, Ok(()));
+        for pair in times.windows(2) {
+            let gap = pair[1] - pair[0];
+            // Never before the server said; spread over at most half as long again.
+            assert!(
+                gap >= Duration::from_secs(20) && gap <= Duration::from_secs(30),
+                "{gap:?}"
+            );
+        }
+        let p = RetryPolicy::default();
+        for _ in 0..1000 {
+            let d = p.throttle_delay(1, Some(Duration::from_secs(2)));
+            assert!(
+                d >= Duration::from_secs(2) && d <= Duration::from_secs(3),
+                "{d:?}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttled_waits_end_at_the_operations_deadline() {
+        let budget = Budget::new(Duration::from_secs(120), CancellationToken::new());
+        let (times, got) =
+            attempt_times(&RetryPolicy::default(), &budget, |_| throttled(None)).await;
+        assert!(
+            *times.last().unwrap() < Duration::from_secs(120),
+            "{times:?}"
+        );
+        let e = got.unwrap_err().to_string();
+        assert!(
+            e.contains("waiting for the token endpoint; last error: rate limit exceeded"),
+            "{e}"
+        );
+        // A handful of requests in two minutes, however the jitter fell.
+        assert!(times.len() <= 9, "{times:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttled_and_transient_retries_are_counted_apart_and_zero_turns_both_off() {
+        let budget = Budget::new(Duration::from_secs(3600), CancellationToken::new());
+        // Three transient failures (all of `max_retries`), then two throttled answers, then
+        // success: the throttle does not use up the transient retries, nor the reverse.
+        let (times, got) = attempt_times(&RetryPolicy::default(), &budget, |n| match n {
+            1..=3 => Attempt::Retry {
+                error: "503",
+                after: None,
+            },
+            4 | 5 => throttled(None),
+            _ => Attempt::Done(()),
+        })
+        .await;
+        assert_eq!((times.len(), got), (6, Ok(())));
+        let off = RetryPolicy {
+            max_retries: 0,
+            ..RetryPolicy::default()
+        };
+        let (times, got) = attempt_times(&off, &budget, |_| throttled(None)).await;
+        assert_eq!(times, vec![Duration::ZERO]);
+        assert_eq!(
+            got,
+            Err(GaveUp::Error {
+                error: "rate limit exceeded",
+                attempts: 1
+            })
         );
     }
 

@@ -288,7 +288,7 @@ pub fn settings() -> Words {
         vec![
             Term::new("environment", Text, Optional, format!("The environment this configuration deploys to, e.g. `prod`. Secret paths may use the placeholder `{{environment}}`, and a secret whose KV custom metadata (AWS, Azure: tag) has an `environment` entry that differs is refused. Letters, digits, `-`, `_` and `.` only. Falls back to `{ENVIRONMENT_ENV}`.")),
             Term::new("timeout_seconds", Number, Optional, format!("Timeout of each HTTP request, in seconds, between {} and {}. Default {}. Falls back to `{}`.", TIMEOUT.1, TIMEOUT.2, TIMEOUT.0, TIMEOUT.3)),
-            Term::new("max_retries", Number, Optional, format!("How many times a request is retried after a transient failure (connection errors, 5xx, a sealed Vault, rate limiting). Rejected credentials are never retried. Between {} and {}; default {}. Falls back to `{}`.", RETRIES.1, RETRIES.2, RETRIES.0, RETRIES.3)),
+            Term::new("max_retries", Number, Optional, format!("How many times a request is retried after a transient failure (connection errors, 5xx, a sealed Vault, a store's rate limiting). A platform's rate limit is waited out on its own slower schedule within `open_timeout_seconds`; 0 turns that off too. Rejected credentials are never retried. Between {} and {}; default {}. Falls back to `{}`.", RETRIES.1, RETRIES.2, RETRIES.0, RETRIES.3)),
             Term::new("open_timeout_seconds", Number, Optional, format!("Deadline of one whole open (Vault read and token request, with retries), in seconds, between {} and {}. Default {}. Falls back to `{}`.", OPEN_TIMEOUT.1, OPEN_TIMEOUT.2, OPEN_TIMEOUT.0, OPEN_TIMEOUT.3)),
         ],
     )

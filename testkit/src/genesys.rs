@@ -1,9 +1,11 @@
 //! A Genesys Cloud stand-in that behaves like the real login and API hosts: client-credentials
 //! tokens with Basic auth, `invalid_client` for unknown ids and wrong secrets,
 //! `unauthorized_client` for a client without the client-credentials grant, the per-client
-//! login rate limit answered as HTTP 400 "rate limit exceeded;", 300 API calls a minute per
-//! token answered with 429 and `Retry-After`, 401 for bad tokens, token introspection and
-//! revocation. One server plays both `login.` and `api.`.
+//! limit on tokens created a minute answered as HTTP 400 `invalid_request` "rate limit
+//! exceeded;" (no `Retry-After`), 300 API calls a minute per token answered with 429 and
+//! `Retry-After`, 401 for bad tokens, token introspection and revocation (an API call: it
+//! counts against the token's API limit, not the client's token limit). One server plays both
+//! `login.` and `api.`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -55,7 +57,14 @@ struct Inner {
     invalid_calls: usize,
     revocations: HashMap<String, usize>,
     lifetime: u64,
+    /// Tokens a client may create within `login_window` (Genesys: 300 a minute,
+    /// `client.credentials.token.rate.per.minute`).
     rate_limit: usize,
+    login_window: Duration,
+    /// When each client's tokens were created, oldest first (the rolling window's log).
+    created: HashMap<String, std::collections::VecDeque<Instant>>,
+    /// Token requests answered with the login rate limit, by client id.
+    rate_limited: HashMap<String, usize>,
     /// API calls allowed per token within `api_window` (Genesys: 300 a minute).
     api_limit: usize,
     api_window: Duration,
@@ -151,19 +160,25 @@ async fn token(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Respo
             "client is not authorized to use the client credentials grant",
         );
     }
-    let minute_ago = Instant::now().checked_sub(Duration::from_secs(60));
-    let recent = st.requests.get(&id).map_or(0, |r| {
-        r.iter()
-            .filter(|t| minute_ago.is_none_or(|m| **t > m))
-            .count()
-    });
-    if recent > st.rate_limit {
+    // The limit counts tokens created in the last window (a rolling minute): refused requests
+    // create nothing, and revocations are API calls on the token itself.
+    let (limit, window, now) = (st.rate_limit, st.login_window, Instant::now());
+    let created = st.created.entry(id.clone()).or_default();
+    while created
+        .front()
+        .is_some_and(|c| now.duration_since(*c) >= window)
+    {
+        created.pop_front();
+    }
+    if created.len() >= limit {
+        *st.rate_limited.entry(id).or_default() += 1;
         return oauth_error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "rate limit exceeded; client.credentials.token.rate.per.minute",
         );
     }
+    created.push_back(now);
     let token = random_token(64);
     let lifetime = st.lifetime;
     st.tokens.insert(
@@ -295,6 +310,7 @@ impl GenesysStandin {
         let state = Arc::new(Mutex::new(Inner {
             lifetime: 86_399,
             rate_limit: 300,
+            login_window: Duration::from_secs(60),
             api_limit: 300,
             api_window: Duration::from_secs(60),
             ..Inner::default()
@@ -360,10 +376,27 @@ impl GenesysStandin {
         self.lock().throttled
     }
 
-    /// Sets the per-client token requests allowed per minute (Genesys: 300), e.g. for
-    /// benchmarks that mint more than that on purpose.
+    /// Sets the tokens one client may create a minute (Genesys: 300), e.g. for benchmarks
+    /// that mint more than that on purpose.
     pub fn set_rate_limit(&self, per_minute: usize) {
-        self.lock().rate_limit = per_minute;
+        self.set_rate_limit_window(per_minute, Duration::from_secs(60));
+    }
+
+    /// Sets the tokens one client may create within a rolling `window` (Genesys: 300 in 60 s),
+    /// e.g. to simulate a fleet on a faster clock.
+    pub fn set_rate_limit_window(&self, tokens: usize, window: Duration) {
+        let mut st = self.lock();
+        st.rate_limit = tokens;
+        st.login_window = window;
+    }
+
+    /// Token requests of `client_id` refused with the login rate limit so far.
+    pub fn rate_limited(&self, client_id: &str) -> usize {
+        self.lock()
+            .rate_limited
+            .get(client_id)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Sets the lifetime of tokens minted from now on.

@@ -218,11 +218,11 @@ pub async fn revoke(
                         endpoint: url.as_str().to_owned(),
                         status,
                     };
-                    if status == 429 || status >= 500 {
-                        net::Attempt::Retry {
-                            error,
-                            after: net::retry_after(resp.headers()),
-                        }
+                    let after = net::retry_after(resp.headers());
+                    if status == 429 {
+                        net::Attempt::Throttled { error, after }
+                    } else if status >= 500 {
+                        net::Attempt::Retry { error, after }
                     } else {
                         net::Attempt::Fail(error)
                     }

@@ -177,7 +177,7 @@ pub fn explain(
         .at_attr("path"),
         PlatformError::RateLimited { .. } => Problem::error(
             format!("{platform} is rate limiting token requests"),
-            format!("{e}. Retries were exhausted; wait a minute, or raise `max_retries`."),
+            format!("{e}. Retries were exhausted; wait a minute, or raise `open_timeout_seconds` to wait longer."),
         ),
         PlatformError::Deadline(_) => Problem::error(
             format!("Timed out waiting for {platform}"),
@@ -375,7 +375,8 @@ pub fn classify(
             .starts_with("rate limit exceeded");
     match status {
         200..=299 => Attempt::Done(()),
-        429 | 400 if status == 429 || login_throttle => Attempt::Retry {
+        // Waited out on the throttle schedule, which a fleet sharing one client needs.
+        429 | 400 if status == 429 || login_throttle => Attempt::Throttled {
             error: PlatformError::RateLimited {
                 platform,
                 endpoint,
@@ -469,6 +470,7 @@ where
             match classify(platform, endpoint, status, &body, after, &sent) {
                 Attempt::Done(()) => Attempt::Done(body),
                 Attempt::Retry { error, after } => Attempt::Retry { error, after },
+                Attempt::Throttled { error, after } => Attempt::Throttled { error, after },
                 Attempt::Fail(e) => Attempt::Fail(e),
             }
         }
@@ -529,6 +531,7 @@ mod tests {
         match a {
             Attempt::Done(()) => "done".into(),
             Attempt::Retry { error, .. } => format!("retry: {error}"),
+            Attempt::Throttled { error, .. } => format!("throttled: {error}"),
             Attempt::Fail(error) => format!("fail: {error}"),
         }
     }
@@ -546,7 +549,7 @@ mod tests {
             (
                 400,
                 r#"{"error":"invalid_request","error_description":"rate limit exceeded; retry later"}"#,
-                "retry: Genesys Cloud at https://login.mypurecloud.com/oauth/token is rate limiting requests (HTTP 400: rate limit exceeded; retry later)",
+                "throttled: Genesys Cloud at https://login.mypurecloud.com/oauth/token is rate limiting requests (HTTP 400: rate limit exceeded; retry later)",
             ),
             (
                 400,
@@ -556,7 +559,7 @@ mod tests {
             (
                 429,
                 r#"{"message":"x","code":"too.many.requests.retry.after","status":429}"#,
-                "retry: ",
+                "throttled: ",
             ),
             (
                 503,
