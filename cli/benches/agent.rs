@@ -170,7 +170,7 @@ fn fleet(bin: &str, bao: &OpenBao, replicas: usize, limit: usize) -> Fleet {
         .filter(|i| {
             std::fs::read_to_string(log(*i))
                 .unwrap_or_default()
-                .contains("did not finish in time")
+                .contains("did not finish")
         })
         .count();
     let result = Fleet {

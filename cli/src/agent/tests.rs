@@ -233,23 +233,24 @@ async fn failed_refreshes_back_off_and_the_sink_is_emptied_before_expiry() {
     rig.at(0.5).await;
     assert!(rig.state.ready());
     rig.behaviour.reject("s3cret");
-    // Refresh at 18-22 s fails; retries 1, 2, 4 s later; the token expires at 30 s and the
-    // sink is emptied a second before.
+    // Refresh at 18-22 s fails; retries 0.5-1, 1-2, 2-4, 4-8 s later (jittered); the token
+    // expires at 30 s and the sink is emptied a second before.
     rig.at(28.8).await;
     assert_eq!(rig.read("token").as_deref(), Some("token-0"), "still valid");
     let tries = rig.mints() - 1;
     assert!(
-        (3..=4).contains(&tries),
-        "{tries} attempts in 7-11 s: 1, 2, 4 s apart"
+        (3..=5).contains(&tries),
+        "{tries} attempts in 7-11 s: 0.5-1, 1-2, 2-4, 4-8 s apart"
     );
     rig.at(29.1).await;
     assert_eq!(rig.read("token"), None, "emptied before expiry");
     assert!(!rig.state.ready());
     assert!(rig.state.failures(FailureKind::platform) >= 3);
     assert_eq!(rig.state.failures(FailureKind::store), 0);
-    // The platform takes the credential again: the next attempt (8 s after the last) succeeds.
+    // The platform takes the credential again: the next attempt (at most 16 s after the last)
+    // succeeds.
     rig.behaviour.accept("s3cret");
-    rig.at(40.0).await;
+    rig.at(46.0).await;
     assert!(rig.state.ready());
     assert!(rig.read("token").is_some_and(|t| t != "token-0"));
     rig.finish().await;

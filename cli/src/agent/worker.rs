@@ -222,21 +222,33 @@ struct Held {
     fresh: Fresh,
 }
 
-/// Doubling waits after failures.
+/// Doubling waits after failures. A mint's waits are jittered (uniform in the upper half of
+/// the ceiling), so replicas that failed together (a store or platform outage) do not come
+/// back in step; a local write's are not.
 #[derive(Debug)]
-struct Backoff(Duration);
+struct Backoff {
+    ceiling: Duration,
+    jitter: bool,
+}
 
 impl Backoff {
-    fn new() -> Self {
-        Backoff(FIRST_BACKOFF)
+    fn new(jitter: bool) -> Self {
+        Backoff {
+            ceiling: FIRST_BACKOFF,
+            jitter,
+        }
     }
     fn next(&mut self) -> Duration {
-        let b = self.0;
-        self.0 = (self.0 * 2).min(MAX_BACKOFF);
-        b
+        let c = self.ceiling;
+        self.ceiling = (self.ceiling * 2).min(MAX_BACKOFF);
+        if self.jitter {
+            c.mul_f64(0.5 + fastrand::f64() / 2.0)
+        } else {
+            c
+        }
     }
     fn reset(&mut self) {
-        self.0 = FIRST_BACKOFF;
+        self.ceiling = FIRST_BACKOFF;
     }
 }
 
@@ -261,8 +273,8 @@ impl<M: Minter> Worker<M> {
         let mut held: Option<Held> = None;
         // Sinks still to be written with the held token.
         let mut pending: Vec<usize> = Vec::new();
-        let mut mint_backoff = Backoff::new();
-        let mut write_backoff = Backoff::new();
+        let mut mint_backoff = Backoff::new(true);
+        let mut write_backoff = Backoff::new(false);
         let mut refresh_at = Instant::now();
         let mut retry_at: Option<Instant> = None;
         let mut reread_at = Instant::now() + self.settings.reread;
