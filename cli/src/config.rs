@@ -427,7 +427,8 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Config, Vec<Located>> {
                     ));
                     continue;
                 }
-                let value = reader.words_body(&["agent"], &vocabulary::agent(), &b.body, line);
+                let value =
+                    reader.words_body(&["agent"], &crate::agent::settings::words(), &b.body, line);
                 agent = Some(value);
             }
             Structure::Block(b) => {
@@ -671,7 +672,7 @@ impl Reader<'_> {
             match structure {
                 Structure::Block(b) if b.ident.as_str() == "sink" && b.labels.is_empty() => {
                     let l = self.lines.line_of(b.span());
-                    let words = vocabulary::sink();
+                    let words = crate::agent::settings::sink_words();
                     let before_sink = self.problems.len();
                     let v = self.words_body(&["sink"], &words, &b.body, l);
                     if self.problems.len() == before_sink && !v.contains_key("file") {

@@ -114,6 +114,11 @@ enum Command {
         /// Write every sink once and exit (the tokens are not revoked: they are for later).
         #[arg(long)]
         once: bool,
+        /// How log lines are written (level: CCSECRETS_LOG, e.g. debug; default info).
+        #[arg(long, value_enum, default_value = "text", env = "CCSECRETS_LOG_FORMAT")]
+        log_format: agent::LogFormat,
+        #[command(subcommand)]
+        action: Option<AgentAction>,
         /// A command to supervise.
         #[arg(last = true, value_name = "COMMAND")]
         command: Vec<String>,
@@ -122,6 +127,21 @@ enum Command {
     /// and has the keys it needs. Mints nothing and prints no value.
     Check {
         /// The configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AgentAction {
+    /// Exit 0 when a running agent is ready (its /readyz answers 200), else 1 with a one-line
+    /// reason: a probe for containers without a shell.
+    Health {
+        /// The agent's address (default: the configuration's `agent { listen }`; an agent
+        /// listening on every address is asked on loopback).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// The configuration file to take the address from.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
@@ -220,10 +240,29 @@ async fn run(command: Command) -> u8 {
         } => cmd_revoke(config, name.as_deref(), region, api_url).await,
         Command::Check { config } => cmd_check(config, stop).await,
         Command::Agent {
+            action:
+                Some(AgentAction::Health {
+                    listen,
+                    config: own,
+                }),
+            config,
+            ..
+        } => Ok(agent::health(listen, own.or(config)).await),
+        Command::Agent {
             config,
             once,
+            log_format,
+            action: None,
             command,
-        } => cmd_agent(config, once, &command, stop).await,
+        } => {
+            let args = agent::Args {
+                config,
+                once,
+                command,
+                log_format,
+            };
+            agent::run(args, stop).await
+        }
     };
     match result {
         Ok(code) => code,
@@ -533,6 +572,10 @@ async fn cmd_revoke(
 
 async fn cmd_check(config: Option<PathBuf>, stop: CancellationToken) -> Result<u8, Failure> {
     let config = load(config, true)?;
+    let agent_problems = agent::validate(&config);
+    if !agent_problems.is_empty() {
+        return Err(Failure::config(agent_problems));
+    }
     let core = core_of(&config, &stop)?;
     let mut problems = Vec::new();
     for b in &config.blocks {
@@ -547,153 +590,5 @@ async fn cmd_check(config: Option<PathBuf>, stop: CancellationToken) -> Result<u
         Ok(0)
     } else {
         Err(Failure::unavailable(problems))
-    }
-}
-
-async fn cmd_agent(
-    config: Option<PathBuf>,
-    once: bool,
-    command: &[String],
-    stop: CancellationToken,
-) -> Result<u8, Failure> {
-    use std::sync::atomic::Ordering;
-    let config = load(config, true)?;
-    let (settings, sinks) = agent::settings(&config).map_err(Failure::config)?;
-    let mut problems: Vec<Located> = exec::check_collisions(&config.blocks);
-    for (b, s) in config.blocks.iter().zip(&sinks) {
-        if s.is_empty() && command.is_empty() {
-            problems.push(b.locate(Problem::error(
-                "No sink",
-                "Give the block a `sink { file = \"...\" }`, or run a command with `-- COMMAND` that takes its variables.",
-            )));
-        }
-    }
-    if config.blocks.is_empty() {
-        problems.push(unplaced(Problem::error(
-            "Nothing to keep fresh",
-            "The configuration has no genesys_token, cxone_token or vault_secret block.",
-        )));
-    }
-    if !problems.is_empty() {
-        return Err(Failure::config(problems));
-    }
-    let mut core = core_of(&config, &stop)?;
-    let store = Arc::new(ccsecrets_core::store::holding::HoldingStore::new(
-        Arc::clone(&core.store),
-    ));
-    core.store = store.clone();
-    if once {
-        let opened = open_all(&core, &config).await?;
-        for ((b, o), sinks) in config.blocks.iter().zip(&opened).zip(&sinks) {
-            let env: Vec<(String, exec::EnvValue)> =
-                exec::handover(std::slice::from_ref(b), std::slice::from_ref(o))
-                    .set
-                    .into_iter()
-                    .collect();
-            for s in sinks {
-                agent::write_atomic(&s.path, &agent::render(s.format, o, &env), s.mode).map_err(
-                    |e| {
-                        Failure::plain(
-                            EXIT_UNAVAILABLE,
-                            "Cannot write a sink",
-                            format!("{}: {e}.", s.path.display()),
-                        )
-                    },
-                )?;
-            }
-        }
-        core.store.shutdown().await;
-        eprintln!("ccsecrets agent: wrote every sink once (--once: the tokens are not revoked)");
-        return Ok(0);
-    }
-    let state = Arc::new(agent::Agent {
-        blocks: config
-            .blocks
-            .iter()
-            .map(|b| {
-                Arc::new(agent::BlockState {
-                    title: format!("{}.{}", b.kind.name(), b.name),
-                    ..Default::default()
-                })
-            })
-            .collect(),
-        store: Arc::clone(&store),
-    });
-    let workers = stop.child_token();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    for ((b, s), st) in config.blocks.iter().zip(&sinks).zip(&state.blocks) {
-        tokio::spawn(agent::worker(
-            core.clone(),
-            b.clone(),
-            s.clone(),
-            Arc::clone(st),
-            settings.clone(),
-            Arc::clone(&store),
-            tx.clone(),
-            workers.clone(),
-        ));
-    }
-    drop(tx);
-    if let Some(addr) = settings.listen {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| Failure::plain(EXIT_CONFIG, "Cannot listen", format!("{addr}: {e}.")))?;
-        tokio::spawn(agent::serve(listener, Arc::clone(&state), workers.clone()));
-    }
-    let mut signals = exec::Signals::new()
-        .map_err(|e| Failure::plain(1, "Cannot install signal handlers", e.to_string()))?;
-    if command.is_empty() {
-        let code = loop {
-            tokio::select! {
-                sig = signals.next() => {
-                    if matches!(sig, nix::sys::signal::Signal::SIGTERM | nix::sys::signal::Signal::SIGINT) {
-                        eprintln!("ccsecrets agent: {sig} received; revoking and removing the sinks");
-                        break 0;
-                    }
-                }
-                () = stop.cancelled() => {
-                    eprintln!("ccsecrets agent: the parent process is gone; revoking and removing the sinks");
-                    break 0;
-                }
-                r = rx.recv() => if r.is_none() { break 0 },
-            }
-        };
-        agent::wind_down(&core, &workers, &sinks).await;
-        return Ok(code);
-    }
-    // Supervise: start the command once every block has a token.
-    let started = loop {
-        if state
-            .blocks
-            .iter()
-            .all(|b| b.mints.load(Ordering::SeqCst) > 0)
-        {
-            break true;
-        }
-        tokio::select! {
-            _ = rx.recv() => {}
-            sig = signals.next() => {
-                eprintln!("ccsecrets agent: {sig} received before the command started");
-                break false;
-            }
-            () = stop.cancelled() => break false,
-        }
-    };
-    if !started {
-        agent::wind_down(&core, &workers, &sinks).await;
-        return Err(Failure::plain(
-            1,
-            "Interrupted",
-            "Stopped before every token was ready; the command was not started.",
-        ));
-    }
-    drop(signals);
-    let handover = agent::handover_of(&state, &config.blocks);
-    let reload = settings.reload.map(|sig| (sig, rx));
-    let result = exec::run(command, handover, stop.clone(), reload).await;
-    agent::wind_down(&core, &workers, &sinks).await;
-    match result {
-        Ok(status) => Ok(exec::exit_code(status)),
-        Err(e) => Err(Failure::plain(e.code, "Cannot run the command", e.message)),
     }
 }

@@ -51,7 +51,8 @@ pub struct Term {
 }
 
 impl Term {
-    fn new(name: &'static str, kind: Kind, role: Role, doc: impl Into<String>) -> Self {
+    /// A word that is not a secret.
+    pub fn new(name: &'static str, kind: Kind, role: Role, doc: impl Into<String>) -> Self {
         Term {
             name,
             kind,
@@ -61,7 +62,8 @@ impl Term {
         }
     }
 
-    fn sensitive(mut self) -> Self {
+    /// The same word, marked as holding a secret.
+    pub fn sensitive(mut self) -> Self {
         self.sensitive = true;
         self
     }
@@ -84,7 +86,8 @@ pub struct Words {
 }
 
 impl Words {
-    fn new(doc: impl Into<String>, terms: Vec<Term>) -> Self {
+    /// A block of `terms`, described by `doc`.
+    pub fn new(doc: impl Into<String>, terms: Vec<Term>) -> Self {
         Words {
             doc: doc.into(),
             terms,
@@ -92,7 +95,8 @@ impl Words {
         }
     }
 
-    fn with_block(mut self, name: &'static str, block: Words) -> Self {
+    /// The same block with a nested block `name`.
+    pub fn with_block(mut self, name: &'static str, block: Words) -> Self {
         self.blocks.push((name, block));
         self
     }
@@ -477,66 +481,6 @@ pub fn cxone_token() -> Words {
     )
 }
 
-/// The agent's own settings: the command line's top-level `agent` block.
-pub fn agent() -> Words {
-    Words::new(
-        "How `ccsecrets agent` runs: its health and metrics endpoint, and how it refreshes and retires tokens.",
-        vec![
-            Term::new(
-                "listen",
-                Text,
-                Optional,
-                "Address of the health and metrics endpoint (`/healthz`, `/readyz`, `/metrics`), e.g. `127.0.0.1:8765`. Off when not set.",
-            ),
-            Term::new(
-                "revoke_grace_seconds",
-                Number,
-                Optional,
-                "How long a replaced token stays valid before it is revoked, so that readers that just read it can finish. Default 60.",
-            ),
-            Term::new(
-                "reread_seconds",
-                Number,
-                Optional,
-                "How often the store is read again to pick up rotations, even when no token is due. Default 300.",
-            ),
-            Term::new(
-                "reload_signal",
-                Text,
-                Optional,
-                "With `-- COMMAND`: the signal sent to the command after each refresh (e.g. `SIGHUP`), so it can reload. Default: none (the files are updated).",
-            ),
-        ],
-    )
-}
-
-/// A token block's `sink` (the agent only): a file kept holding a valid token.
-pub fn sink() -> Words {
-    Words::new(
-        "A file the agent keeps holding a valid token: written atomically, refreshed before expiry, removed when no valid token can be had or the agent stops.",
-        vec![
-            Term::new(
-                "file",
-                Text,
-                Required,
-                "The file, best on a memory-backed volume (`emptyDir` with `medium: Memory`, a `tmpfs`).",
-            ),
-            Term::new(
-                "format",
-                Text,
-                Optional,
-                "`token` (the access token alone; the default), `json` (every attribute of the block), or `env` (`NAME=value` lines of the block's `env` variables).",
-            ),
-            Term::new(
-                "mode",
-                Text,
-                Optional,
-                "The file's permissions, in octal. Default `0400`.",
-            ),
-        ],
-    )
-}
-
 /// A block that reads a secret as it is (`ccsecrets_vault_secret`, `vault_secret`).
 pub fn vault_secret() -> Words {
     let mut terms = source("the values to read", "contact-center/prod/webhook");
@@ -573,14 +517,7 @@ mod tests {
                 check(b);
             }
         }
-        for w in [
-            settings(),
-            genesys_token(),
-            cxone_token(),
-            vault_secret(),
-            agent(),
-            sink(),
-        ] {
+        for w in [settings(), genesys_token(), cxone_token(), vault_secret()] {
             check(&w);
         }
     }
