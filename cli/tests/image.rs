@@ -84,7 +84,11 @@ fn http_status(port: u16, path: &str) -> Option<u16> {
     use std::io::{Read as _, Write as _};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
     out.get(9..12)?.parse().ok()
@@ -159,21 +163,15 @@ impl World {
     }
 
     /// The app: reads the token from the volume mounted read-only at `volume`, proves it
-    /// cannot write there, and calls the API with it (busybox; the token never on a command
-    /// line).
+    /// cannot write there, and calls the API with it (busybox's wget; the stand-in closes a
+    /// half-closed connection, as hyper does, so busybox's nc cannot be used).
     fn app_script(&self, volume: &str) -> String {
-        let api = self
-            .genesys
-            .url()
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_owned();
-        let (host, port) = api.split_once(':').unwrap();
+        let api = self.genesys.url().trim_end_matches('/');
         format!(
             r#"set -e
 test -s "$GENESYSCLOUD_TOKEN_FILE"
 if touch {volume}/written-by-app 2>/dev/null; then echo "the token volume is writable" >&2; exit 3; fi
-{{ printf 'GET /api/v2/organizations/me HTTP/1.0\r\nHost: {host}\r\nAuthorization: Bearer '; tr -d '\r\n' < "$GENESYSCLOUD_TOKEN_FILE"; printf '\r\n\r\n'; }} | nc {host} {port}
+wget -q -O - --header "Authorization: Bearer $(cat "$GENESYSCLOUD_TOKEN_FILE")" {api}/api/v2/organizations/me
 "#
         )
     }
@@ -339,7 +337,10 @@ fn the_kubernetes_example_runs_under_runc() {
 
     // The agent: the image's entrypoint with the container's args.
     let mut agent_bundle = runc.unpack(archive(), env!("CARGO_PKG_VERSION"));
-    assert!(agent["command"].is_null(), "args only: the entrypoint runs ccsecrets");
+    assert!(
+        agent["command"].is_null(),
+        "args only: the entrypoint runs ccsecrets"
+    );
     let mut args = vec![agent_bundle.args()[0].clone()];
     args.extend(
         agent["args"]
@@ -366,19 +367,15 @@ fn the_kubernetes_example_runs_under_runc() {
         &json!(8765),
         "the probe's port is the listener's"
     );
-    wait_for(
-        "the agent's startup probe",
-        Duration::from_secs(60),
-        || {
-            assert_ne!(
-                runc.status("k8s-agent").as_deref(),
-                Some("stopped"),
-                "the agent stopped: {:?}",
-                runc.output("k8s-agent")
-            );
-            http_status(port, ready_path) == Some(200)
-        },
-    );
+    wait_for("the agent's startup probe", Duration::from_secs(60), || {
+        assert_ne!(
+            runc.status("k8s-agent").as_deref(),
+            Some("stopped"),
+            "the agent stopped: {:?}",
+            runc.output("k8s-agent")
+        );
+        http_status(port, ready_path) == Some(200)
+    });
     let ready_after = started.elapsed();
     eprintln!("kubernetes example: the agent was ready {ready_after:?} after runc run");
     let live = agent["livenessProbe"]["httpGet"]["path"].as_str().unwrap();
@@ -413,7 +410,7 @@ fn the_kubernetes_example_runs_under_runc() {
     let status = runc.wait("k8s-app", Duration::from_secs(60));
     let (out, err) = runc.output("k8s-app");
     assert!(status.success(), "the app failed ({status}):\n{out}{err}");
-    assert!(out.starts_with("HTTP/1.") && out[..15].contains(" 200"), "{out}");
+    assert!(out.contains("\"org-1\""), "the app printed:\n{out}{err}");
     assert_eq!(world.genesys.valid_calls(&world.client_id), calls + 1);
 
     let (out, err) = ends_revoked_and_removed(&mut runc, &world, "k8s-agent", &on_host);
@@ -514,7 +511,9 @@ fn the_compose_example_runs_under_runc() {
             "the agent stopped: {:?}",
             runc.output("compose-agent")
         );
-        runc.exec("compose-agent", agent_user, &check).status.success()
+        runc.exec("compose-agent", agent_user, &check)
+            .status
+            .success()
     });
     eprintln!(
         "compose example: the agent was healthy {:?} after runc run",
@@ -536,7 +535,7 @@ fn the_compose_example_runs_under_runc() {
     let status = runc.wait("compose-app", Duration::from_secs(60));
     let (out, err) = runc.output("compose-app");
     assert!(status.success(), "the app failed ({status}):\n{out}{err}");
-    assert!(out.starts_with("HTTP/1.") && out[..15].contains(" 200"), "{out}");
+    assert!(out.contains("\"org-1\""), "the app printed:\n{out}{err}");
     assert_eq!(world.genesys.valid_calls(&world.client_id), calls + 1);
 
     let (out, err) = ends_revoked_and_removed(&mut runc, &world, "compose-agent", &on_host);
@@ -566,7 +565,12 @@ fn the_kubernetes_example_meets_the_restricted_pod_security_standard() {
         "secret",
     ];
     for v in pod["volumes"].as_array().unwrap() {
-        let kinds: Vec<&String> = v.as_object().unwrap().keys().filter(|k| *k != "name").collect();
+        let kinds: Vec<&String> = v
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| *k != "name")
+            .collect();
         assert!(
             kinds.iter().all(|k| allowed_volumes.contains(&k.as_str())),
             "volume {v}"
@@ -589,7 +593,10 @@ fn the_kubernetes_example_meets_the_restricted_pod_security_standard() {
         };
         assert_eq!(get("runAsNonRoot"), json!(true), "{name}: runAsNonRoot");
         assert_ne!(get("runAsUser"), json!(0), "{name}: runAsUser");
-        assert!(get("runAsGroup").as_u64().is_some_and(|g| g != 0), "{name}: runAsGroup");
+        assert!(
+            get("runAsGroup").as_u64().is_some_and(|g| g != 0),
+            "{name}: runAsGroup"
+        );
         assert_eq!(
             c["securityContext"]["allowPrivilegeEscalation"],
             json!(false),
@@ -598,7 +605,9 @@ fn the_kubernetes_example_meets_the_restricted_pod_security_standard() {
         let caps = &c["securityContext"]["capabilities"];
         assert_eq!(caps["drop"], json!(["ALL"]), "{name}: capabilities.drop");
         assert!(
-            caps["add"].as_array().is_none_or(|a| a.iter().all(|c| c == "NET_BIND_SERVICE")),
+            caps["add"]
+                .as_array()
+                .is_none_or(|a| a.iter().all(|c| c == "NET_BIND_SERVICE")),
             "{name}: capabilities.add"
         );
         let seccomp = get("seccompProfile");

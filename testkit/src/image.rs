@@ -90,7 +90,9 @@ pub fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>, String> {
         .arg(binary)
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| format!("cannot run ldd ({e}): install libc-bin (apt-get install libc-bin)"))?;
+        .map_err(|e| {
+            format!("cannot run ldd ({e}): install libc-bin (apt-get install libc-bin)")
+        })?;
     let text = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         if text.contains("not a dynamic executable") || text.contains("statically linked") {
@@ -221,8 +223,7 @@ fn root_filesystem(binary: &Path) -> Result<(BTreeMap<String, Node>, Vec<String>
         ));
     }
     package_version("ca-certificates").map_err(|_| {
-        "the ca-certificates package is not installed (apt-get install ca-certificates)"
-            .to_owned()
+        "the ca-certificates package is not installed (apt-get install ca-certificates)".to_owned()
     })?;
     packages.insert("ca-certificates".to_owned());
     add(
@@ -443,7 +444,11 @@ pub fn write_archive(spec: &ImageSpec, out: &Path) -> Result<Image, String> {
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
         .config(descriptor(MediaType::ImageConfig, &config_json, None)?)
-        .layers(vec![descriptor(MediaType::ImageLayerGzip, &layer_gz, None)?])
+        .layers(vec![descriptor(
+            MediaType::ImageLayerGzip,
+            &layer_gz,
+            None,
+        )?])
         .annotations(annotations)
         .build()
         .map_err(|e| format!("image manifest: {e}"))?;
@@ -452,7 +457,10 @@ pub fn write_archive(spec: &ImageSpec, out: &Path) -> Result<Image, String> {
         // skopeo's and podman's `oci-archive:<file>:<version>`.
         ("org.opencontainers.image.ref.name", spec.version.clone()),
         // The name `docker load` gives the image.
-        ("io.containerd.image.name", format!("ccsecrets:{}", spec.version)),
+        (
+            "io.containerd.image.name",
+            format!("ccsecrets:{}", spec.version),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -536,14 +544,8 @@ mod tests {
         let exe = std::env::current_exe().unwrap();
         let libs = shared_libraries(&exe).unwrap();
         let names: Vec<String> = libs.iter().map(|p| p.display().to_string()).collect();
-        assert!(
-            names.iter().any(|n| n.ends_with("/libc.so.6")),
-            "{names:?}"
-        );
-        assert!(
-            names.iter().any(|n| n.contains("ld-linux")),
-            "{names:?}"
-        );
+        assert!(names.iter().any(|n| n.ends_with("/libc.so.6")), "{names:?}");
+        assert!(names.iter().any(|n| n.contains("ld-linux")), "{names:?}");
         assert!(names.iter().all(|n| !n.contains("vdso")), "{names:?}");
     }
 
@@ -565,7 +567,11 @@ mod tests {
             std::fs::read(&a.archive).unwrap(),
             std::fs::read(&b.archive).unwrap()
         );
-        assert!(a.packages.iter().any(|p| p.starts_with("libc6=")), "{:?}", a.packages);
+        assert!(
+            a.packages.iter().any(|p| p.starts_with("libc6=")),
+            "{:?}",
+            a.packages
+        );
         // Another commit time gives another image.
         let c = write_archive(
             &ImageSpec {

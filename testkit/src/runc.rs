@@ -71,7 +71,11 @@ impl Bundle {
     pub fn args(&self) -> Vec<String> {
         self.config["process"]["args"]
             .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -223,9 +227,7 @@ impl Runc {
             }
             std::fs::copy(src, &to).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
         }
-        run(Command::new("runc")
-            .args(["spec", "--bundle"])
-            .arg(&dir));
+        run(Command::new("runc").args(["spec", "--bundle"]).arg(&dir));
         let config = std::fs::read(dir.join("config.json"))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())

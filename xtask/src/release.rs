@@ -174,7 +174,10 @@ fn metadata() -> Result<(String, PathBuf, String), String> {
     let version = package["version"]
         .as_str()
         .ok_or_else(|| format!("cargo metadata: {NAME} has no version"))?;
-    let repository = package["repository"].as_str().unwrap_or_default().to_owned();
+    let repository = package["repository"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let target = meta["target_directory"]
         .as_str()
         .ok_or("cargo metadata has no target_directory")?;
@@ -398,9 +401,10 @@ fn image_labels(source: &str) -> Result<ImageLabels, String> {
         .ok()
         .filter(|s| !s.trim().is_empty())
     {
-        Some(raw) => raw.trim().parse::<i64>().map_err(|_| {
-            format!("SOURCE_DATE_EPOCH={raw:?} is not a number of seconds")
-        })?,
+        Some(raw) => raw
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| format!("SOURCE_DATE_EPOCH={raw:?} is not a number of seconds"))?,
         None => {
             let raw = git(&["log", "-1", "--format=%ct"])?;
             raw.parse::<i64>()
@@ -671,14 +675,8 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         "==> packaging {NAME} and {CLI} {version} into {}",
         out.display()
     );
-    let (mut artifacts, image) = package(
-        &out,
-        &version,
-        &binaries,
-        &manifest,
-        mtime,
-        labels.as_ref(),
-    )?;
+    let (mut artifacts, image) =
+        package(&out, &version, &binaries, &manifest, mtime, labels.as_ref())?;
     if let Some(key) = &key {
         let sums = &artifacts.last().ok_or("no SHA256SUMS was written")?.path;
         let sig = sign(sums, key)?;
@@ -791,6 +789,8 @@ mod tests {
             )
         );
         assert!(a(&["--unsigned"]).unwrap().unsigned);
+        assert!(a(&["--no-image"]).unwrap().no_image);
+        assert!(!a(&["--unsigned"]).unwrap().no_image);
         assert!(
             a(&["--unsigned", "--key", "K"])
                 .unwrap_err()
@@ -819,6 +819,51 @@ mod tests {
         );
         assert!(zip_time(Some("0")).unwrap_err().contains("outside"));
         assert!(zip_time(Some("soon")).unwrap_err().contains("not a number"));
+    }
+
+    #[test]
+    fn the_image_is_written_for_linux_amd64_and_listed_in_sha256sums() {
+        let tmp = tempfile::tempdir().unwrap();
+        let provider = tmp.path().join("provider");
+        std::fs::write(&provider, b"provider").unwrap();
+        // A dynamically linked program of this machine stands in for the command line.
+        let binaries = vec![Built {
+            platform: LINUX_AMD64,
+            provider,
+            cli: Some(PathBuf::from("/bin/true")),
+        }];
+        let labels = ImageLabels {
+            source: "https://example.com/repo".into(),
+            revision: "0123456789abcdef0123456789abcdef01234567".into(),
+            created: 1_700_000_000,
+        };
+        let manifest = br#"{"version": 1, "metadata": {"protocol_versions": ["6.0"]}}"#;
+        let run = |dir: &str| {
+            package(
+                &tmp.path().join(dir),
+                "1.2.3",
+                &binaries,
+                manifest,
+                DateTime::default(),
+                Some(&labels),
+            )
+            .unwrap()
+        };
+        let (arts, image) = run("a");
+        let image = image.unwrap();
+        let name = format!("{CLI}_1.2.3_linux_amd64.oci.tar");
+        assert_eq!(file_name(&image.archive), name);
+        assert!(arts.iter().any(|a| file_name(&a.path) == name));
+        let sums = std::fs::read_to_string(&arts.last().unwrap().path).unwrap();
+        let line = format!("{}  {name}\n", sha256_file(&image.archive).unwrap());
+        assert!(sums.contains(&line), "{sums}");
+        // Another run, another directory: the same digest and bytes.
+        let (_, again) = run("b");
+        assert_eq!(again.unwrap().digest, image.digest);
+        assert_eq!(
+            std::fs::read(tmp.path().join("a").join(&name)).unwrap(),
+            std::fs::read(tmp.path().join("b").join(&name)).unwrap()
+        );
     }
 
     #[test]
