@@ -288,7 +288,7 @@ fn the_kubernetes_example_runs_under_runc() {
     );
 
     let sa_jwt = kube.issue(&sa);
-    let mut runc = Runc::new();
+    let mut runc = Runc::private();
     let port = free_port();
     let hcl = config_map["data"]["ccsecrets.hcl"].as_str().unwrap();
     let hcl = replace(
@@ -433,7 +433,7 @@ fn the_compose_example_runs_under_runc() {
 
     let world = World::new();
     let vault_token = world.bao.token(&["runtime"], "1h");
-    let mut runc = Runc::new();
+    let mut runc = Runc::private();
     let port = free_port();
     let hcl = world.configure(
         &std::fs::read_to_string(dir.join("ccsecrets.hcl")).unwrap(),

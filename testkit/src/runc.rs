@@ -172,7 +172,9 @@ pub struct Runc {
 }
 
 impl Runc {
-    pub fn new() -> Runc {
+    /// A runc with its own state directory; panics, saying what to install, without the tools
+    /// or root.
+    pub fn private() -> Runc {
         require();
         Runc {
             root: tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}")),
