@@ -46,14 +46,19 @@ fn yaml(path: &Path) -> Vec<Value> {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// The image of the `ccsecrets` binary cargo built for these tests, written once by the
-/// release's code (`cargo xtask release` calls the same function).
+/// The image of the `ccsecrets` binary cargo built for these tests (or of the one
+/// `CCSECRETS_TEST_IMAGE_BINARY` names, e.g. `target/release/ccsecrets` to time the release
+/// build), written once by the release's code (`cargo xtask release` calls the same function).
 fn archive() -> &'static Path {
     static ARCHIVE: OnceLock<PathBuf> = OnceLock::new();
     ARCHIVE.get_or_init(|| {
         let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ccsecrets-test.oci.tar");
+        let binary = std::env::var_os("CCSECRETS_TEST_IMAGE_BINARY").map_or_else(
+            || PathBuf::from(env!("CARGO_BIN_EXE_ccsecrets")),
+            PathBuf::from,
+        );
         let spec = ImageSpec {
-            binary: PathBuf::from(env!("CARGO_BIN_EXE_ccsecrets")),
+            binary,
             version: env!("CARGO_PKG_VERSION").to_owned(),
             source: "https://example.com/ccsecrets".to_owned(),
             revision: "0000000000000000000000000000000000000000".to_owned(),
