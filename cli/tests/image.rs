@@ -372,7 +372,11 @@ fn the_kubernetes_example_runs_under_runc() {
         &json!(8765),
         "the probe's port is the listener's"
     );
-    wait_for("the agent's startup probe", Duration::from_secs(60), || {
+    // Ready before the kubelet would give up on the startup probe.
+    let probe_period = agent["startupProbe"]["periodSeconds"].as_u64().unwrap();
+    let probe_failures = agent["startupProbe"]["failureThreshold"].as_u64().unwrap();
+    let within = Duration::from_secs(probe_period * probe_failures);
+    wait_for("the agent's startup probe", within, || {
         assert_ne!(
             runc.status("k8s-agent").as_deref(),
             Some("stopped"),
@@ -509,17 +513,24 @@ fn the_compose_example_runs_under_runc() {
     assert_eq!(check[0], "CMD", "exec form: the image has no shell");
     let check: Vec<&str> = check[1..].iter().map(|a| a.as_str().unwrap()).collect();
     let agent_user = user(agent);
-    wait_for("the compose healthcheck", Duration::from_secs(60), || {
-        assert_ne!(
-            runc.status("compose-agent").as_deref(),
-            Some("stopped"),
-            "the agent stopped: {:?}",
-            runc.output("compose-agent")
-        );
-        runc.exec("compose-agent", agent_user, &check)
-            .status
-            .success()
-    });
+    // Healthy within the healthcheck's start period.
+    let start_period = agent["healthcheck"]["start_period"].as_str().unwrap();
+    let start_period: u64 = start_period.strip_suffix('s').unwrap().parse().unwrap();
+    wait_for(
+        "the compose healthcheck",
+        Duration::from_secs(start_period),
+        || {
+            assert_ne!(
+                runc.status("compose-agent").as_deref(),
+                Some("stopped"),
+                "the agent stopped: {:?}",
+                runc.output("compose-agent")
+            );
+            runc.exec("compose-agent", agent_user, &check)
+                .status
+                .success()
+        },
+    );
     eprintln!(
         "compose example: the agent was healthy {:?} after runc run",
         started.elapsed()
