@@ -105,8 +105,11 @@ enum Command {
     ///
     /// Refreshes at two thirds of each token's life, revokes replaced tokens after a grace
     /// period, keeps minting from the credential read last while the store is down, and on
-    /// SIGTERM or SIGINT revokes what it minted and removes its files. With `-- COMMAND`, runs
-    /// COMMAND once every sink is ready, with the blocks' variables, and ends with it.
+    /// SIGTERM or SIGINT removes its files and revokes what it minted. With `-- COMMAND`, runs
+    /// COMMAND once every sink is ready, with the blocks' variables, restarts or signals it
+    /// after each refresh (`on_refresh`), and ends with it. `agent health` probes a running
+    /// agent.
+    #[command(subcommand_value_name = "ACTION", subcommand_help_heading = "Actions")]
     Agent {
         /// The configuration file.
         #[arg(long, value_name = "FILE")]

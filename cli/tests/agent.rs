@@ -281,13 +281,23 @@ fn sinks_always_hold_a_valid_token_across_refreshes_and_stop_cleans_up() {
         );
     }
     assert!(!metrics.contains(&w.client_secret));
+    // The warning about the tokens' short life is logged once, not at every refresh.
+    assert_eq!(
+        log.matches("Short-lived Genesys Cloud token").count(),
+        1,
+        "{log}"
+    );
 }
 
 #[test]
 fn the_store_going_down_does_not_stop_the_tokens() {
     let mut w = World::new(3);
     let cfg = w.write("");
-    let agent = w.agent(&["--config", cfg.to_str().unwrap()]);
+    // Log lines as JSON, warnings and errors only.
+    let agent = w.agent_with(
+        &["--config", cfg.to_str().unwrap(), "--log-format", "json"],
+        &[("CCSECRETS_LOG", "warn")],
+    );
     wait_for("the first token", Duration::from_secs(10), || {
         w.sink("token").exists()
     });
@@ -305,9 +315,28 @@ fn the_store_going_down_does_not_stop_the_tokens() {
         "{metrics}"
     );
     assert_eq!(w.http("/readyz").0, 200);
-    let (status, _) = stop(agent, Duration::from_secs(5));
+    let (status, log) = stop(agent, Duration::from_secs(5));
     assert_eq!(status.code(), Some(0));
     assert_eq!(w.genesys.live_tokens(&w.client_id), 0);
+    // The core's warning names what failed; every line is a JSON object with a time and a
+    // level; nothing below WARN.
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(lines.iter().all(|l| l["timestamp"].is_string()), "{log}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["level"] == "WARN" || l["level"] == "ERROR"),
+        "{log}"
+    );
+    assert!(
+        lines.iter().any(|l| l["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("cannot read the store; using the credential read last"))),
+        "{log}"
+    );
 }
 
 #[test]
@@ -340,8 +369,14 @@ fn no_fresh_token_in_time_empties_the_sink_and_readiness_turns_false() {
     wait_for("readiness", Duration::from_secs(5), || {
         w.http("/readyz").0 == 200
     });
-    let (status, _) = stop(agent, Duration::from_secs(5));
+    let (status, log) = stop(agent, Duration::from_secs(5));
     assert_eq!(status.code(), Some(0));
+    // Each failure says what failed.
+    assert!(
+        log.contains("cannot get a new token from the platform"),
+        "{log}"
+    );
+    assert!(log.contains("sinks removed, not ready"), "{log}");
 }
 
 #[test]
@@ -532,4 +567,358 @@ fn an_agent_on_azure_signs_in_afresh_when_the_vault_refuses_its_token() {
             "a secret in the log:\n{log}"
         );
     }
+}
+
+/// `ccsecrets agent health` with `args`: its exit status and stderr.
+fn health(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = common::clean_command(bin(), dir)
+        .args(["agent", "health"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The `ccsecrets.hcl: |` entry of a ConfigMap, unindented.
+fn embedded_config(yaml: &str) -> String {
+    let mut lines = yaml
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("ccsecrets.hcl: |"));
+    let header = lines.next().expect("a ccsecrets.hcl entry");
+    let indent = header.len() - header.trim_start().len() + 2;
+    lines
+        .take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() >= indent)
+        .map(|l| l.get(indent..).unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Runs the agent on `cfg` in a new user and mount namespace whose `/run` is a fresh tmpfs
+/// holding only an empty `/run/ccsecrets`, as the containers' volume: the shipped absolute sink
+/// paths work unchanged.
+fn agent_on_fresh_volume(w: &World, cfg: &Path) -> Child {
+    common::clean_command("unshare", w.dir.path())
+        .args([
+            "--user",
+            "--map-root-user",
+            "--mount",
+            "sh",
+            "-c",
+            "mount -t tmpfs -o mode=0755 tmpfs /run && mkdir /run/ccsecrets && exec \"$@\"",
+            "sh",
+            bin(),
+            "agent",
+            "--config",
+        ])
+        .arg(cfg)
+        .env("VAULT_ADDR", w.bao.addr())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn the_compose_and_kubernetes_configurations_become_ready_on_a_fresh_volume_as_shipped() {
+    let ok = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "this test needs `unshare` (util-linux) and unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1)"
+    );
+    let w = World::new(86_400);
+    w.bao.kv_put(
+        "genesys/prod/runtime",
+        json!({"client_id": w.client_id, "client_secret": w.client_secret, "region": "us-east-1"}),
+    );
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let compose = std::fs::read_to_string(examples.join("docker-compose/ccsecrets.hcl")).unwrap();
+    let kubernetes = embedded_config(
+        &std::fs::read_to_string(examples.join("kubernetes/deployment.yaml")).unwrap(),
+    );
+    // Only the store's address and login (the test's OpenBao, its token from VAULT_TOKEN)
+    // and the platform's URLs (the stand-in) change.
+    let urls = format!(
+        "path = \"genesys/{{environment}}/runtime\"\n  login_url = \"{g}\"\n  api_url = \"{g}\"",
+        g = w.genesys.url()
+    );
+    let kubernetes = kubernetes
+        .replace("https://vault.example.com:8200", &w.bao.addr())
+        .replace(
+            "  auth_kubernetes {\n    role = \"cc-runtime\"   # bound to this service account and namespace\n  }\n",
+            "",
+        );
+    assert!(!kubernetes.contains("auth_kubernetes"), "{kubernetes}");
+    for (what, text) in [("compose", compose), ("kubernetes", kubernetes)] {
+        assert!(
+            text.contains("file = \"/run/ccsecrets/genesys/access_token\""),
+            "{what}: {text}"
+        );
+        let cfg = w.dir.path().join(format!("{what}.hcl"));
+        std::fs::write(
+            &cfg,
+            text.replace("path = \"genesys/{environment}/runtime\"", &urls),
+        )
+        .unwrap();
+        let started = Instant::now();
+        let agent = agent_on_fresh_volume(&w, &cfg);
+        let pid = agent.id();
+        wait_for(&format!("{what}: ready"), Duration::from_secs(10), || {
+            health(w.dir.path(), &["--config", cfg.to_str().unwrap()]).0 == Some(0)
+        });
+        let took = started.elapsed();
+        // The first token is written at once, not at the first refresh (16 hours away).
+        assert!(
+            took < Duration::from_secs(8),
+            "{what}: ready after {took:?}"
+        );
+        let token = std::fs::read_to_string(format!(
+            "/proc/{pid}/root/run/ccsecrets/genesys/access_token"
+        ))
+        .unwrap();
+        assert!(w.valid(&token), "{what}");
+        let (status, log) = stop(agent, Duration::from_secs(10));
+        assert_eq!(status.code(), Some(0), "{what}: {log}");
+        assert!(
+            !log.contains("memory-backed"),
+            "{what}: on tmpfs, no warning: {log}"
+        );
+        assert_eq!(w.genesys.live_tokens(&w.client_id), 0, "{what}: revoked");
+        assert!(!log.contains(&token) && !log.contains(&w.client_secret));
+    }
+}
+
+#[test]
+fn health_answers_for_containers_without_a_shell() {
+    let w = World::new(3);
+    let cfg = w.write("");
+    let cfg_arg = cfg.to_str().unwrap();
+    // Nothing listening yet.
+    let (code, err) = health(w.dir.path(), &["--config", cfg_arg]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("cannot connect to 127.0.0.1:"), "{err}");
+    let agent = w.agent(&["--config", cfg_arg]);
+    wait_for("ready", Duration::from_secs(10), || {
+        health(w.dir.path(), &["--config", cfg_arg]).0 == Some(0)
+    });
+    let listen = format!("127.0.0.1:{}", w.port);
+    assert_eq!(health(w.dir.path(), &["--listen", &listen]).0, Some(0));
+    // Not ready: the platform fails every refresh until the token expires.
+    for _ in 0..6 {
+        w.genesys
+            .push_fault(genesys::route::TOKEN, Fault::ServerError);
+    }
+    wait_for("not ready", Duration::from_secs(10), || {
+        w.http("/readyz").0 == 503
+    });
+    let (code, err) = health(w.dir.path(), &["--listen", &listen]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(
+        err.trim(),
+        format!("ccsecrets agent health: not ready: /readyz at {listen} answered 503")
+    );
+    let (code, err) = health(w.dir.path(), &["--listen", "nonsense"]);
+    assert_eq!(code, Some(1), "{err}");
+    let (status, log) = stop(agent, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "{log}");
+    // The sinks are in an ordinary directory: the agent says so once, at start.
+    assert!(log.contains("not on a memory-backed file system"), "{log}");
+}
+
+#[test]
+fn sigterm_during_a_token_request_waits_for_the_answer_and_revokes_that_token() {
+    let w = World::new(600);
+    let cfg = w.write("  stop_timeout_seconds = 12");
+    // The platform takes three seconds to answer the first token request.
+    w.genesys
+        .push_fault(genesys::route::TOKEN, Fault::Delay(Duration::from_secs(3)));
+    let agent = w.agent(&["--config", cfg.to_str().unwrap()]);
+    wait_for("the token request", Duration::from_secs(10), || {
+        w.genesys.token_requests(&w.client_id) == 1
+    });
+    let started = Instant::now();
+    let (status, log) = stop(agent, Duration::from_secs(12));
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "waited for the answer: {log}"
+    );
+    assert_eq!(w.genesys.tokens_issued(&w.client_id), 1, "{log}");
+    assert_eq!(
+        w.genesys.live_tokens(&w.client_id),
+        0,
+        "the token answered after SIGTERM is revoked: {log}"
+    );
+    assert!(
+        log.contains("the token answered while stopping was revoked"),
+        "{log}"
+    );
+    assert!(!w.sink("token").exists());
+}
+
+/// GET `path` on `port`: the status, or `None` when the connection is refused or closed.
+fn try_get(port: u16, path: &str) -> Option<u16> {
+    use std::io::Write as _;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.get(9..12)?.parse().ok()
+}
+
+#[test]
+fn hundreds_of_idle_connections_break_neither_the_sinks_nor_the_health_endpoint() {
+    let w = World::new(3);
+    let cfg = w.write("");
+    // A tight descriptor limit, as in a small container: 400 connections held open would
+    // exhaust it if the listener took them all.
+    let agent = common::clean_command("sh", w.dir.path())
+        .args([
+            "-c",
+            "ulimit -n 256 && exec \"$@\"",
+            "sh",
+            bin(),
+            "agent",
+            "--config",
+        ])
+        .arg(&cfg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the first token", Duration::from_secs(10), || {
+        w.sink("token").exists()
+    });
+    let idle: Vec<std::net::TcpStream> = (0..400)
+        .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", w.port)).ok())
+        .collect();
+    assert!(idle.len() >= 300, "{} connections", idle.len());
+    // Refreshes go on: the sink holds a new, valid token two lifetimes later.
+    let first = std::fs::read_to_string(w.sink("token")).unwrap();
+    std::thread::sleep(Duration::from_secs(6));
+    let later = std::fs::read_to_string(w.sink("token")).unwrap();
+    assert_ne!(first, later);
+    assert!(w.valid(&later));
+    // Idle connections are dropped after a few seconds; the probes answer meanwhile.
+    wait_for("/healthz", Duration::from_secs(10), || {
+        try_get(w.port, "/healthz") == Some(200)
+    });
+    wait_for("/readyz", Duration::from_secs(10), || {
+        try_get(w.port, "/readyz") == Some(200)
+    });
+    drop(idle);
+    let (status, log) = stop(agent, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(!log.contains("cannot write the sink"), "{log}");
+    assert_eq!(w.genesys.live_tokens(&w.client_id), 0);
+}
+
+#[test]
+fn a_command_that_takes_the_token_is_restarted_with_each_fresh_one() {
+    let w = World::new(3);
+    let cfg = w.write("");
+    let marker = w.sink("starts");
+    let script = format!(
+        "echo \"$GENESYSCLOUD_ACCESS_TOKEN\" >> {m}; trap 'exit 4' TERM; while :; do sleep 0.05; done",
+        m = marker.display()
+    );
+    let agent = w.agent_with(
+        &["--config", cfg.to_str().unwrap(), "--", "sh", "-c", &script],
+        &[("GITHUB_ACTIONS", "true")],
+    );
+    wait_for("three starts", Duration::from_secs(15), || {
+        std::fs::read_to_string(&marker)
+            .unwrap_or_default()
+            .lines()
+            .count()
+            >= 3
+    });
+    let (status, log) = stop(agent, Duration::from_secs(15));
+    assert_eq!(status.code(), Some(4), "the command's own status: {log}");
+    let starts = std::fs::read_to_string(&marker).unwrap();
+    let tokens: Vec<&str> = starts.lines().collect();
+    let distinct: std::collections::BTreeSet<&&str> = tokens.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        tokens.len(),
+        "a fresh token at each start: {starts}"
+    );
+    assert!(tokens.iter().all(|t| t.len() == 64), "{starts}");
+    // Each start was preceded by a mask line for its token, on stderr.
+    for t in &tokens {
+        assert!(log.contains(&format!("::add-mask::{t}\n")), "{log}");
+    }
+    assert!(log.contains("restarting the command"), "{log}");
+    assert_eq!(w.genesys.live_tokens(&w.client_id), 0);
+    assert!(!w.sink("token").exists());
+}
+
+#[test]
+fn check_refuses_what_the_agent_would_refuse() {
+    let w = World::new(600);
+    let cfg = w.write("");
+    let check = |cfg: &Path| {
+        let out = common::clean_command(bin(), w.dir.path())
+            .args(["check", "--config", cfg.to_str().unwrap()])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = check(&cfg);
+    assert_eq!(code, Some(0), "{err}");
+    // A listen address that is not one, an unknown on_refresh, and a sink under a file.
+    std::fs::write(w.dir.path().join("plain-file"), "x").unwrap();
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        &format!("listen = \"127.0.0.1:{}\"", w.port),
+        "listen = \"localhost\"\n  on_refresh = \"reboot\"",
+    );
+    std::fs::write(&cfg, &text).unwrap();
+    let (code, err) = check(&cfg);
+    assert_eq!(code, Some(78), "{err}");
+    assert!(
+        err.contains("Error: Invalid listen\n")
+            && err.contains("ccsecrets.hcl line 6, attribute `agent.listen`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("ccsecrets.hcl line 7, attribute `agent.on_refresh`"),
+        "{err}"
+    );
+    let text = text
+        .replace(
+            "listen = \"localhost\"\n  on_refresh = \"reboot\"",
+            "listen = \"127.0.0.1:1\"",
+        )
+        .replace(
+            &w.sink("token.json").display().to_string(),
+            &w.dir
+                .path()
+                .join("plain-file/sub/token.json")
+                .display()
+                .to_string(),
+        );
+    std::fs::write(&cfg, &text).unwrap();
+    let (code, err) = check(&cfg);
+    assert_eq!(code, Some(78), "{err}");
+    assert!(err.contains("Error: Sink directory unusable"), "{err}");
+    assert!(
+        err.contains("line 18, in genesys_token \"app\", attribute `sink.file`"),
+        "{err}"
+    );
+    assert!(err.contains("plain-file is not a directory"), "{err}");
+    assert!(!w.dir.path().join("plain-file/sub").exists());
 }

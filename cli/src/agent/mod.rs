@@ -427,6 +427,12 @@ async fn command(
         if dead {
             return Ok(EXIT_SOFTWARE);
         }
+        // A stop signal that came with the command's end is not missed.
+        tokio::select! {
+            biased;
+            _ = signals.next() => stopping = true,
+            () = std::future::ready(()) => {}
+        }
         if restarting && !stopping && !stop.is_cancelled() {
             if let Some(rx) = notices.as_mut() {
                 while rx.try_recv().is_ok() {}

@@ -200,6 +200,12 @@ impl BlockState {
         }
     }
 
+    /// Failures of `kind` so far.
+    #[cfg(test)]
+    pub(crate) fn failures(&self, kind: FailureKind) -> u64 {
+        self.failures.get(kind as usize).map_or(0, Counter::get)
+    }
+
     /// Marks the block not ready, with no token.
     pub(crate) fn clear(&self) {
         self.ready.store(false, Ordering::SeqCst);
@@ -260,7 +266,8 @@ impl<M: Minter> Worker<M> {
         let mut refresh_at = Instant::now();
         let mut retry_at: Option<Instant> = None;
         let mut reread_at = Instant::now() + self.settings.reread;
-        // Warnings already logged (a run-length warning is not repeated at every refresh).
+        // Warnings already logged, by summary (a warning about the token's life is not
+        // repeated at every refresh).
         let mut warned: HashSet<String> = HashSet::new();
         let far = || Instant::now() + Duration::from_secs(86_400 * 365);
         loop {
@@ -280,9 +287,8 @@ impl<M: Minter> Worker<M> {
                             write_backoff.reset();
                             reread_at = Instant::now() + self.settings.reread;
                             for w in &fresh.opened.warnings {
-                                let text = w.problem.to_string();
-                                if warned.insert(text.clone()) {
-                                    tracing::warn!(block = %title, "{text}");
+                                if warned.insert(w.problem.summary.clone()) {
+                                    tracing::warn!(block = %title, "{}", w.problem);
                                 }
                             }
                             refresh_at = self.take(fresh, &mut held, &mut pending).await;
@@ -446,6 +452,7 @@ impl<M: Minter> Worker<M> {
             };
             if let Err(e) = result {
                 self.state.fail(FailureKind::sink_write);
+                self.state.ready.store(false, Ordering::SeqCst);
                 tracing::error!(block = %self.state.title, sink = %s.path.display(), failed = ?FailureKind::sink_write, "cannot write the sink: {e}; retrying");
                 sink::remove(s).await;
                 failed.push(i);
@@ -456,10 +463,11 @@ impl<M: Minter> Worker<M> {
 
     /// The held token is about to expire with no successor: the sinks are emptied.
     async fn expire(&self, held: &mut Option<Held>, pending: &mut Vec<usize>) {
+        // Not ready before a file goes: a probe never sees ready with a sink missing.
+        self.state.clear();
         for s in &self.sinks {
             sink::remove(s).await;
         }
-        self.state.clear();
         pending.clear();
         tracing::error!(block = %self.state.title, "the token expires before a new one could be had; sinks removed, not ready");
         if let Some(lease) = held.take().and_then(|h| h.lease) {
