@@ -230,6 +230,60 @@ fn apply_security_context(b: &mut Bundle, pod: &Value, container: &Value) {
     b.drop_all_capabilities();
 }
 
+/// The image as a runtime unpacks it: user 65532:65532 by default, `ccsecrets` as the
+/// entrypoint, and only the binary, its libraries, the CA roots, the user and group entries,
+/// nsswitch.conf and the copyright files (no shell).
+fn assert_image_is_minimal(b: &Bundle) {
+    assert_eq!(b.user(), (65532, 65532), "the image's default user");
+    assert_eq!(b.args(), ["/usr/local/bin/ccsecrets", "--help"]);
+    fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, root, out);
+            } else {
+                out.push(format!("/{}", p.strip_prefix(root).unwrap().display()));
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&b.rootfs(), &b.rootfs(), &mut files);
+    files.sort();
+    let binary = std::env::var_os("CCSECRETS_TEST_IMAGE_BINARY").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_ccsecrets")),
+        PathBuf::from,
+    );
+    let libs: Vec<String> = image::shared_libraries(&binary)
+        .unwrap()
+        .iter()
+        .map(|l| l.display().to_string())
+        .collect();
+    assert!(libs.iter().any(|l| l.ends_with("/libc.so.6")), "{libs:?}");
+    let mut want: Vec<String> = [
+        "/etc/group",
+        "/etc/nsswitch.conf",
+        "/etc/passwd",
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/usr/local/bin/ccsecrets",
+        "/usr/share/doc/ca-certificates/copyright",
+        "/usr/share/doc/libc6/copyright",
+        "/usr/share/doc/libgcc-s1/copyright",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .chain(libs)
+    .collect();
+    want.sort();
+    assert_eq!(files, want);
+    let passwd = std::fs::read_to_string(b.rootfs().join("etc/passwd")).unwrap();
+    assert_eq!(
+        passwd,
+        "nonroot:x:65532:65532:nonroot:/nonexistent:/sbin/nologin\n"
+    );
+    let group = std::fs::read_to_string(b.rootfs().join("etc/group")).unwrap();
+    assert_eq!(group, "nonroot:x:65532:\n");
+}
+
 fn assert_no_secrets(what: &str, text: &str, secrets: &[String]) {
     for s in secrets {
         assert!(!text.contains(s.as_str()), "{what} shows a secret:\n{text}");
@@ -342,6 +396,7 @@ fn the_kubernetes_example_runs_under_runc() {
 
     // The agent: the image's entrypoint with the container's args.
     let mut agent_bundle = runc.unpack(archive(), env!("CARGO_PKG_VERSION"));
+    assert_image_is_minimal(&agent_bundle);
     assert!(
         agent["command"].is_null(),
         "args only: the entrypoint runs ccsecrets"
