@@ -48,6 +48,53 @@ pub(crate) fn ensure_moto() -> Result<(), String> {
     ensure_pip_tool("moto_server", "--help", "moto[server]")
 }
 
+/// What the container image tests need, by Debian package: runc (the reference OCI runtime),
+/// umoci and skopeo (unpack the image as a runtime would), busybox-static (the app container).
+const IMAGE_TEST_PACKAGES: [(&str, &str); 4] = [
+    ("runc", "runc"),
+    ("umoci", "umoci"),
+    ("skopeo", "skopeo"),
+    ("/bin/busybox", "busybox-static"),
+];
+
+fn installed(program: &str) -> bool {
+    if program.starts_with('/') {
+        Path::new(program).is_file()
+    } else {
+        runs(program, "--version")
+    }
+}
+
+/// Makes sure runc, umoci, skopeo and busybox-static are installed, with apt-get when missing.
+pub(crate) fn ensure_image_test_tools() -> Result<(), String> {
+    let missing: Vec<&str> = IMAGE_TEST_PACKAGES
+        .iter()
+        .filter(|(program, _)| !installed(program))
+        .map(|(_, pkg)| *pkg)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let list = missing.join(" ");
+    eprintln!("xtask: installing what the container image tests need: apt-get install {list}");
+    let ok = Command::new("apt-get")
+        .args(["update", "-qq"])
+        .status()
+        .is_ok_and(|s| s.success())
+        && Command::new("apt-get")
+            .args(["install", "-y", "-qq"])
+            .args(&missing)
+            .status()
+            .is_ok_and(|s| s.success());
+    if ok && IMAGE_TEST_PACKAGES.iter().all(|(p, _)| installed(p)) {
+        Ok(())
+    } else {
+        Err(format!(
+            "could not install {list}. Install them yourself (as root, Debian 12 or later): `apt-get install {list}`"
+        ))
+    }
+}
+
 /// Makes sure Terraform >= 1.10 is on PATH (it cannot be installed from here).
 pub(crate) fn ensure_terraform() -> Result<(), String> {
     if std::env::var_os("TF_ACC_TERRAFORM_PATH").is_some() || runs("terraform", "version") {
@@ -116,6 +163,7 @@ pub(crate) fn run_tests(args: &[String]) -> Result<(), String> {
     ensure_terraform()?;
     ensure_kubernetes_validate()?;
     ensure_moto()?;
+    ensure_image_test_tools()?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .ok_or("no workspace root")?

@@ -1,6 +1,7 @@
 //! `cargo xtask release`: the artifacts a Terraform provider registry serves, in goreleaser's
 //! layout: one zip per platform, `SHA256SUMS` over the zips and the manifest, a binary detached
-//! GPG signature of it, and the registry manifest. Zips are reproducible (fixed time and mode).
+//! GPG signature of it, and the registry manifest; beside them the command line's zips and its
+//! linux/amd64 container image (an OCI archive). Zips and image are reproducible.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write as _};
@@ -30,6 +31,9 @@ usage: cargo xtask release [--key <gpg key id> | --unsigned] [--out <dir>] [--bi
   --cli-binary <path>  the command line binary to package with --binary
   --target <triple> build for this target (repeatable; default: every installed target
                     that has a Terraform platform name)
+  --no-image        do not write the container image (ccsecrets_<version>_linux_amd64.oci.tar;
+                    it takes the C library and CA roots from this machine's Debian packages,
+                    so it needs Debian or Ubuntu with dpkg, ldd and ca-certificates)
 ";
 
 /// A Terraform platform, in Go's naming.
@@ -89,6 +93,7 @@ struct Options {
     out: Option<PathBuf>,
     key: Option<String>,
     unsigned: bool,
+    no_image: bool,
     targets: Vec<String>,
 }
 
@@ -109,6 +114,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--key" => o.key = Some(value("--key")?),
             "--target" => o.targets.push(value("--target")?),
             "--unsigned" => o.unsigned = true,
+            "--no-image" => o.no_image = true,
             other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
         }
     }
@@ -150,8 +156,9 @@ fn output(cmd: &mut Command) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// The provider's version and the cargo target directory, from `cargo metadata`.
-fn metadata() -> Result<(String, PathBuf), String> {
+/// The provider's version, the cargo target directory and the repository URL, from `cargo
+/// metadata`.
+fn metadata() -> Result<(String, PathBuf, String), String> {
     let json = output(Command::new(cargo()).current_dir(root()).args([
         "metadata",
         "--format-version",
@@ -160,15 +167,21 @@ fn metadata() -> Result<(String, PathBuf), String> {
     ]))?;
     let meta: serde_json::Value =
         serde_json::from_str(&json).map_err(|e| format!("cargo metadata: {e}"))?;
-    let version = meta["packages"]
+    let package = meta["packages"]
         .as_array()
         .and_then(|ps| ps.iter().find(|p| p["name"] == NAME))
-        .and_then(|p| p["version"].as_str())
         .ok_or_else(|| format!("cargo metadata lists no package {NAME}"))?;
+    let version = package["version"]
+        .as_str()
+        .ok_or_else(|| format!("cargo metadata: {NAME} has no version"))?;
+    let repository = package["repository"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let target = meta["target_directory"]
         .as_str()
         .ok_or("cargo metadata has no target_directory")?;
-    Ok((version.to_owned(), PathBuf::from(target)))
+    Ok((version.to_owned(), PathBuf::from(target), repository))
 }
 
 fn host_triple() -> Result<String, String> {
@@ -355,15 +368,67 @@ fn file_name(p: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Writes the zips, the manifest and `SHA256SUMS` into `out` (after removing this version's
-/// previous artifacts there). Returns them with `SHA256SUMS` last.
+/// What the container image's labels say besides the version.
+#[derive(Debug, Clone)]
+struct ImageLabels {
+    source: String,
+    revision: String,
+    /// Seconds since the epoch: the commit's time, or `SOURCE_DATE_EPOCH`.
+    created: i64,
+}
+
+const LINUX_AMD64: Platform = Platform {
+    os: "linux",
+    arch: "amd64",
+};
+
+/// The image's labels from git: the commit (`-dirty` when tracked files differ from it) and
+/// its time, unless `SOURCE_DATE_EPOCH` is set.
+fn image_labels(source: &str) -> Result<ImageLabels, String> {
+    let git = |args: &[&str]| {
+        output(Command::new("git").current_dir(root()).args(args))
+            .map(|s| s.trim().to_owned())
+            .map_err(|e| {
+                format!("the container image is labelled with the commit: {e} (or pass --no-image)")
+            })
+    };
+    let mut revision = git(&["rev-parse", "HEAD"])?;
+    if !git(&["status", "--porcelain", "--untracked-files=no"])?.is_empty() {
+        println!("    (uncommitted changes: the image's revision label is {revision}-dirty)");
+        revision.push_str("-dirty");
+    }
+    let created = match std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+    {
+        Some(raw) => raw
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| format!("SOURCE_DATE_EPOCH={raw:?} is not a number of seconds"))?,
+        None => {
+            let raw = git(&["log", "-1", "--format=%ct"])?;
+            raw.parse::<i64>()
+                .map_err(|_| format!("git log printed {raw:?} for the commit time"))?
+        }
+    };
+    Ok(ImageLabels {
+        source: source.to_owned(),
+        revision,
+        created,
+    })
+}
+
+/// Writes the zips, the container image (with `image`: for linux/amd64, when the command line
+/// is built for it), the manifest and `SHA256SUMS` into `out` (after removing this version's
+/// previous artifacts there). Returns them with `SHA256SUMS` last, and the image.
 fn package(
     out: &Path,
     version: &str,
     binaries: &[Built],
     manifest: &[u8],
     mtime: DateTime,
-) -> Result<Vec<Artifact>, String> {
+    image: Option<&ImageLabels>,
+) -> Result<(Vec<Artifact>, Option<ccsecrets_testkit::image::Image>), String> {
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     let prefix = format!("{NAME}_{version}_");
     let cli_prefix = format!("{CLI}_{version}_");
@@ -398,6 +463,30 @@ fn package(
             });
         }
     }
+    let mut written_image = None;
+    let linux_cli = binaries
+        .iter()
+        .find(|b| b.platform == LINUX_AMD64)
+        .and_then(|b| b.cli.as_ref());
+    if let (Some(labels), Some(cli)) = (image, linux_cli) {
+        let path = out.join(format!("{cli_prefix}{LINUX_AMD64}.oci.tar"));
+        println!("==> container image {}", file_name(&path));
+        let img = ccsecrets_testkit::image::write_archive(
+            &ccsecrets_testkit::image::ImageSpec {
+                binary: cli.clone(),
+                version: version.to_owned(),
+                source: labels.source.clone(),
+                revision: labels.revision.clone(),
+                created: labels.created,
+            },
+            &path,
+        )?;
+        artifacts.push(Artifact {
+            path,
+            binary_size: None,
+        });
+        written_image = Some(img);
+    }
     let manifest_path = out.join(format!("{prefix}manifest.json"));
     std::fs::write(&manifest_path, manifest)
         .map_err(|e| format!("{}: {e}", manifest_path.display()))?;
@@ -426,7 +515,7 @@ fn package(
         path: sums,
         binary_size: None,
     });
-    Ok(artifacts)
+    Ok((artifacts, written_image))
 }
 
 /// Checks the registry manifest and returns its bytes.
@@ -534,7 +623,12 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     }
     let manifest = read_manifest()?;
     let mtime = zip_time(std::env::var("SOURCE_DATE_EPOCH").ok().as_deref())?;
-    let (version, target_dir) = metadata()?;
+    let (version, target_dir, repository) = metadata()?;
+    let labels = if opts.no_image {
+        None
+    } else {
+        Some(image_labels(&repository)?)
+    };
     let host = host_triple()?;
     let host_platform =
         go_platform(&host).ok_or_else(|| format!("no Terraform platform name for host {host}"))?;
@@ -581,7 +675,8 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         "==> packaging {NAME} and {CLI} {version} into {}",
         out.display()
     );
-    let mut artifacts = package(&out, &version, &binaries, &manifest, mtime)?;
+    let (mut artifacts, image) =
+        package(&out, &version, &binaries, &manifest, mtime, labels.as_ref())?;
     if let Some(key) = &key {
         let sums = &artifacts.last().ok_or("no SHA256SUMS was written")?.path;
         let sig = sign(sums, key)?;
@@ -601,6 +696,18 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             ),
             None => println!("    {}", a.path.display()),
         }
+    }
+    match &image {
+        Some(img) => println!(
+            "image {} (linux/amd64): digest {}\n    layer {} compressed; files from Debian packages {}\n    load it: skopeo copy oci-archive:{}:{version} docker://<registry>/ccsecrets:{version}",
+            file_name(&img.archive),
+            img.digest,
+            mib(img.layer_size),
+            img.packages.join(" "),
+            img.archive.display(),
+        ),
+        None if opts.no_image => println!("no container image (--no-image)"),
+        None => println!("no container image: no command line for {LINUX_AMD64} was built"),
     }
     match &key {
         Some(k) => println!("signed SHA256SUMS with GPG key {k}"),
@@ -682,6 +789,8 @@ mod tests {
             )
         );
         assert!(a(&["--unsigned"]).unwrap().unsigned);
+        assert!(a(&["--no-image"]).unwrap().no_image);
+        assert!(!a(&["--unsigned"]).unwrap().no_image);
         assert!(
             a(&["--unsigned", "--key", "K"])
                 .unwrap_err()
@@ -710,6 +819,51 @@ mod tests {
         );
         assert!(zip_time(Some("0")).unwrap_err().contains("outside"));
         assert!(zip_time(Some("soon")).unwrap_err().contains("not a number"));
+    }
+
+    #[test]
+    fn the_image_is_written_for_linux_amd64_and_listed_in_sha256sums() {
+        let tmp = tempfile::tempdir().unwrap();
+        let provider = tmp.path().join("provider");
+        std::fs::write(&provider, b"provider").unwrap();
+        // A dynamically linked program of this machine stands in for the command line.
+        let binaries = vec![Built {
+            platform: LINUX_AMD64,
+            provider,
+            cli: Some(PathBuf::from("/bin/true")),
+        }];
+        let labels = ImageLabels {
+            source: "https://example.com/repo".into(),
+            revision: "0123456789abcdef0123456789abcdef01234567".into(),
+            created: 1_700_000_000,
+        };
+        let manifest = br#"{"version": 1, "metadata": {"protocol_versions": ["6.0"]}}"#;
+        let run = |dir: &str| {
+            package(
+                &tmp.path().join(dir),
+                "1.2.3",
+                &binaries,
+                manifest,
+                DateTime::default(),
+                Some(&labels),
+            )
+            .unwrap()
+        };
+        let (arts, image) = run("a");
+        let image = image.unwrap();
+        let name = format!("{CLI}_1.2.3_linux_amd64.oci.tar");
+        assert_eq!(file_name(&image.archive), name);
+        assert!(arts.iter().any(|a| file_name(&a.path) == name));
+        let sums = std::fs::read_to_string(&arts.last().unwrap().path).unwrap();
+        let line = format!("{}  {name}\n", sha256_file(&image.archive).unwrap());
+        assert!(sums.contains(&line), "{sums}");
+        // Another run, another directory: the same digest and bytes.
+        let (_, again) = run("b");
+        assert_eq!(again.unwrap().digest, image.digest);
+        assert_eq!(
+            std::fs::read(tmp.path().join("a").join(&name)).unwrap(),
+            std::fs::read(tmp.path().join("b").join(&name)).unwrap()
+        );
     }
 
     #[test]
@@ -744,10 +898,12 @@ mod tests {
         std::fs::create_dir_all(&a).unwrap();
         std::fs::write(a.join(format!("{NAME}_1.2.3_SHA256SUMS.sig")), "stale").unwrap();
         std::fs::write(a.join("README"), "keep").unwrap();
-        let arts = package(&a, "1.2.3", &binaries, manifest, DateTime::default()).unwrap();
+        let (arts, image) =
+            package(&a, "1.2.3", &binaries, manifest, DateTime::default(), None).unwrap();
+        assert!(image.is_none());
         // Written later: the timestamps inside must not depend on the clock.
         std::thread::sleep(std::time::Duration::from_millis(1100));
-        package(&b, "1.2.3", &binaries, manifest, DateTime::default()).unwrap();
+        package(&b, "1.2.3", &binaries, manifest, DateTime::default(), None).unwrap();
 
         let mut names: Vec<String> = std::fs::read_dir(&a)
             .unwrap()
