@@ -408,7 +408,7 @@ fn a_supervised_command_gets_the_variables_and_a_reload_signal() {
     let cfg = w.write("  reload_signal = \"SIGHUP\"");
     let marker = w.sink("events");
     let script = format!(
-        "echo \"start $GENESYSCLOUD_REGION ${{#GENESYSCLOUD_ACCESS_TOKEN}}\" >> {m}; trap 'echo hup >> {m}' HUP; trap 'echo term >> {m}; exit 4' TERM; echo ready; while :; do sleep 0.05; done",
+        "echo \"start $GENESYSCLOUD_REGION ${{#GENESYSCLOUD_ACCESS_TOKEN}}${{VAULT_TOKEN:+ store-token-leaked}}\" >> {m}; trap 'echo hup >> {m}' HUP; trap 'echo term >> {m}; exit 4' TERM; echo ready; while :; do sleep 0.05; done",
         m = marker.display()
     );
     let mut agent = w.agent(&["--config", cfg.to_str().unwrap(), "--", "sh", "-c", &script]);
@@ -425,6 +425,7 @@ fn a_supervised_command_gets_the_variables_and_a_reload_signal() {
     let (status, log) = stop(agent, Duration::from_secs(15));
     assert_eq!(status.code(), Some(4), "the command's status: {log}");
     let events = std::fs::read_to_string(&marker).unwrap();
+    // The command gets the token, not the agent's own store credential (VAULT_TOKEN).
     assert!(events.starts_with("start us-east-1 64\n"), "{events}");
     assert!(events.trim_end().ends_with("term"), "{events}");
     assert_eq!(w.genesys.live_tokens(&w.client_id), 0);

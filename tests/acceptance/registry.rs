@@ -197,16 +197,19 @@ fn release_installs_from_a_registry_with_its_signature_and_plans_against_openbao
         .collect();
     names.sort();
     let zip_name = artifact(&format!("{}.zip", host_platform()));
-    assert_eq!(
-        names,
-        [
-            format!("ccsecrets_{VERSION}_{}.zip", host_platform()),
-            artifact("SHA256SUMS"),
-            artifact("SHA256SUMS.sig"),
-            zip_name.clone(),
-            artifact("manifest.json"),
-        ]
-    );
+    // The container image is built for linux/amd64 only, from a linux/amd64 binary.
+    let image_name = format!("ccsecrets_{VERSION}_linux_amd64.oci.tar");
+    let mut expected = vec![
+        format!("ccsecrets_{VERSION}_{}.zip", host_platform()),
+        artifact("SHA256SUMS"),
+        artifact("SHA256SUMS.sig"),
+        zip_name.clone(),
+        artifact("manifest.json"),
+    ];
+    if host_platform() == "linux_amd64" {
+        expected.insert(0, image_name.clone());
+    }
+    assert_eq!(names, expected);
     let sig = std::fs::read(r.dist.path().join(artifact("SHA256SUMS.sig"))).unwrap();
     assert!(
         sig[0] & 0x80 != 0,
@@ -218,6 +221,13 @@ fn release_installs_from_a_registry_with_its_signature_and_plans_against_openbao
         sums.contains(&format!("{}  {zip_name}\n", &zh[3..])),
         "SHA256SUMS lists the zip:\n{sums}"
     );
+    if host_platform() == "linux_amd64" {
+        assert!(
+            sums.lines()
+                .any(|l| l.ends_with(&format!("  {image_name}"))),
+            "SHA256SUMS (the signed file) lists the image:\n{sums}"
+        );
+    }
 
     let registry = Registry::start("ccsecrets", r.dist.path(), std::slice::from_ref(&r.key));
     let source = registry.source("ccsecrets");
