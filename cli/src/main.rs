@@ -661,7 +661,10 @@ async fn cmd_token(
     let block = find_block(&config, name)?;
     let words = block.kind.words();
     let default = ["access_token".to_owned()];
-    let fields = if fields.is_empty() {
+    // --json prints every value the block has, whatever its kind: no field to check.
+    let fields = if json {
+        &[][..]
+    } else if fields.is_empty() {
         &default[..]
     } else {
         fields

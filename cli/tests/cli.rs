@@ -1241,6 +1241,34 @@ fn one_mint_gives_several_fields_json_and_exports_that_can_be_sourced() {
 }
 
 #[test]
+fn token_json_of_a_vault_secret_gives_its_data() {
+    // The guide: "for a `vault_secret`, `data` is an object of the secret's keys". A
+    // vault_secret has no access_token, so the default field must not apply to --json.
+    let w = World::new();
+    w.bao.kv_put(
+        "contact-center/prod/webhook",
+        json!({"signing_key": "sk-1", "other": "two"}),
+    );
+    w.write(&format!(
+        "{}vault_secret \"webhook\" {{\n  path = \"contact-center/{{environment}}/webhook\"\n  env  = {{ WEBHOOK_SIGNING_KEY = \"data.signing_key\" }}\n}}\n",
+        w.config()
+    ));
+    let out = w.run(&["token", "webhook", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["data"],
+        json!({"signing_key": "sk-1", "other": "two"}),
+        "{v}"
+    );
+    assert_eq!(v["version"], 1, "{v}");
+    // Without --json the default is still access_token, which a vault_secret lacks: 78.
+    let out = w.run(&["token", "webhook"]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    assert_says(&out, &["no attribute \"access_token\""]);
+}
+
+#[test]
 fn the_configuration_file_must_be_a_small_regular_file_or_a_pipe() {
     let w = World::new();
     let out = w.run(&["--config", "/dev/zero", "check"]);
