@@ -737,12 +737,13 @@ async fn cmd_token(
 }
 
 /// A value that `NAME=value` carries unchanged to every reader (`$GITHUB_ENV`, GitLab dotenv,
-/// docker/compose env files, python-dotenv): no quotes, spaces, `#`, `$`, backslashes or
-/// control characters.
+/// docker/compose env files, python-dotenv, a POSIX shell's `set -a; . file`): no quotes,
+/// spaces, `#`, `$`, backslashes, control characters, nor what a shell would pipe, redirect,
+/// background or tilde-expand (`|`, `<`, `>`, `&`, `~`).
 fn dotenv_safe(value: &str) -> bool {
     value
         .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-_.:/+=@,%~^*!?[]{}<>|&".contains(c))
+        .all(|c| c.is_ascii_alphanumeric() || "-_.:/+=@,%^*!?[]{}".contains(c))
 }
 
 /// `value` in single quotes for a POSIX shell.
@@ -798,7 +799,7 @@ async fn cmd_export(
                     1,
                     "Value cannot be written as dotenv",
                     format!(
-                        "The value of {name} holds characters (quotes, spaces, `#`, `$`, backslashes or line breaks) that dotenv readers do not agree on; nothing was printed and the tokens were revoked. Use --format json or --format shell."
+                        "The value of {name} holds characters (quotes, spaces, `#`, `$`, `&`, `|`, `<`, `>`, `~`, backslashes or line breaks) that dotenv readers do not agree on; nothing was printed and the tokens were revoked. Use --format json or --format shell."
                     ),
                 ));
             }
@@ -1068,5 +1069,38 @@ async fn cmd_agent(
     match result {
         Ok(status) => Ok(exec::exit_code(status)),
         Err(e) => Err(Failure::plain(e.code, "Cannot run the command", e.message)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dotenv_value_reads_back_the_same_when_a_posix_shell_sources_it() {
+        // Every character dotenv output lets through, in one value, sourced the way a job
+        // loads a dotenv file into its shell (`set -a; . file`).
+        let allowed: String = (0x20u8..0x7f)
+            .map(char::from)
+            .filter(|c| dotenv_safe(&c.to_string()))
+            .collect();
+        let value = format!("{allowed}:{allowed}");
+        assert!(dotenv_safe(&value));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("vars.env");
+        std::fs::write(&file, format!("X={value}\n")).unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("set -a; . \"$1\"; printf '%s' \"$X\"")
+            .arg("sh")
+            .arg(&file)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), value, "{out:?}");
+        // What a shell would run, redirect, background or expand.
+        for bad in ["a|b", "a&b", "a<b", "a>b", "~/x", "a;b", "a b", "$x", "`x`"] {
+            assert!(!dotenv_safe(bad), "{bad}");
+        }
     }
 }
