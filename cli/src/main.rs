@@ -870,10 +870,21 @@ async fn cmd_revoke(
         settings.api_url = settings.api_url.or(from.api_url);
     }
     let api = genesys::api_base(&settings).map_err(|p| Failure::config(vec![unplaced(p)]))?;
+    // One line, bounded: a token is a few KiB; `< /dev/zero` or a wrong file must not hang.
+    const TOKEN_LIMIT: u64 = 64 * 1024;
     let mut line = zeroize::Zeroizing::new(String::new());
-    std::io::stdin().read_line(&mut line).map_err(|e| {
-        Failure::plain(EXIT_CONFIG, "Cannot read the token", format!("stdin: {e}."))
-    })?;
+    std::io::BufRead::read_line(
+        &mut std::io::Read::take(std::io::stdin().lock(), TOKEN_LIMIT + 1),
+        &mut line,
+    )
+    .map_err(|e| Failure::plain(EXIT_CONFIG, "Cannot read the token", format!("stdin: {e}.")))?;
+    if line.len() as u64 > TOKEN_LIMIT {
+        return Err(Failure::plain(
+            EXIT_CONFIG,
+            "Cannot read the token",
+            "stdin: the first line is longer than 64 KiB; give the token alone on one line.",
+        ));
+    }
     let token = SecretString::from(line.trim().to_owned());
     drop(line);
     if token.expose_secret().is_empty() {

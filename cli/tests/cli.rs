@@ -1413,3 +1413,20 @@ fn completions_for_three_shells_and_help_names_every_store() {
         .unwrap();
     assert_says(&out, &["NOT revoked", "dotenv", "shell", "json"]);
 }
+
+#[test]
+fn revoke_reads_a_bounded_token_from_stdin() {
+    // `ccsecrets revoke < /dev/zero` (or a wrong file) must end, not read without bound.
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = common::clean_command(bin(), dir.path())
+        .args(["revoke", "--region", "us-east-1"])
+        .stdin(std::fs::File::open("/dev/zero").unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_exit(&mut child, Duration::from_secs(60));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(status.code(), Some(78), "{}", text(&out));
+    assert_says(&out, &["Cannot read the token", "64 KiB"]);
+}
