@@ -778,7 +778,10 @@ fn exec_reads_credentials_from_aws_secrets_manager() {
             &[
                 "AWS_ACCESS_KEY_ID",
                 "AWS_SECRET_ACCESS_KEY",
-                "AWS_SESSION_TOKEN"
+                "AWS_SESSION_TOKEN",
+                "AWS_WEB_IDENTITY_TOKEN_FILE",
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"
             ],
             &["AWS_REGION"]
         ),
@@ -787,6 +790,16 @@ fn exec_reads_credentials_from_aws_secrets_manager() {
     let mut cmd = common::clean_command(bin(), dir.path());
     cmd.env_remove("VAULT_TOKEN");
     cmd.env("AWS_SESSION_TOKEN", "session-token");
+    // Other credentials of the SDK's chain (unused here: the static keys come first).
+    cmd.env(
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        dir.path().join("no-such-token"),
+    );
+    cmd.env("AWS_CONTAINER_AUTHORIZATION_TOKEN", "container-token");
+    cmd.env(
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+        dir.path().join("no-such-file"),
+    );
     for (k, v) in aws::static_credentials_env(&moto.endpoint()) {
         cmd.env(k, v);
     }
@@ -901,7 +914,12 @@ fn exec_reads_credentials_from_azure_key_vault() {
     let child = format!(
         "{} && {}",
         env_check(
-            &["AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE"],
+            &[
+                "AZURE_CLIENT_SECRET",
+                "AZURE_FEDERATED_TOKEN_FILE",
+                "IDENTITY_HEADER",
+                "MSI_SECRET"
+            ],
             &["AZURE_CLIENT_ID"]
         ),
         genesys_child(&genesys)
@@ -910,6 +928,9 @@ fn exec_reads_credentials_from_azure_key_vault() {
         .env("AZURE_TENANT_ID", azure.tenant())
         .env("AZURE_CLIENT_ID", app_id)
         .env("AZURE_CLIENT_SECRET", &app_secret)
+        // The managed identity's secret header (unused here: the client secret comes first).
+        .env("IDENTITY_HEADER", "identity-header")
+        .env("MSI_SECRET", "msi-secret")
         .args(["exec", "--", "sh", "-c", &child])
         .output()
         .unwrap();
