@@ -47,9 +47,10 @@ resources' attributes plus `env`. Store settings fall back to the variables thei
 paths): --environment, else $CCSECRETS_ENVIRONMENT, else the file's `environment`.
 
 A command started by exec or agent gets the tokens but not the store's credentials: VAULT_TOKEN,
-BAO_TOKEN and the `jwt_env` variable (Vault), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
-AWS_SESSION_TOKEN (AWS), AZURE_CLIENT_SECRET and AZURE_FEDERATED_TOKEN_FILE (Azure), and, with a
-genesys_token block, GENESYSCLOUD_OAUTHCLIENT_ID/SECRET are removed. Keep them with
+BAO_TOKEN and the `jwt_env` variable (Vault), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+AWS_SESSION_TOKEN, AWS_WEB_IDENTITY_TOKEN_FILE and AWS_CONTAINER_AUTHORIZATION_TOKEN(_FILE) (AWS),
+AZURE_CLIENT_SECRET, AZURE_FEDERATED_TOKEN_FILE, IDENTITY_HEADER and MSI_SECRET (Azure), and, with
+a genesys_token block, GENESYSCLOUD_OAUTHCLIENT_ID/SECRET are removed. Keep them with
 `pass_store_credentials = true` in the file, or one by one with `exec --keep-env NAME`.
 
 Under GitHub Actions (GITHUB_ACTIONS=true), every secret value is announced to the runner with an
