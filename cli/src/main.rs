@@ -31,6 +31,8 @@ use config::{BlockKind, Config, Located};
 const EXIT_CONFIG: u8 = 78;
 /// Exit status when a token could not be had: the store or the platform failed (EX_UNAVAILABLE).
 const EXIT_UNAVAILABLE: u8 = 69;
+/// Printed values could not be written (sysexits EX_IOERR).
+const EXIT_IOERR: u8 = 74;
 /// How long revocation may take once the command has ended.
 const REVOKE_BUDGET: Duration = Duration::from_secs(10);
 
@@ -57,8 +59,9 @@ Under GitHub Actions (GITHUB_ACTIONS=true), every secret value is announced to t
 `::add-mask::` line on stderr; --no-masks (or CCSECRETS_NO_MASKS=true) turns them off.
 
 Exit status: the command's own (128+N when it died of signal N); 2 for bad usage; 78 for a
-configuration error; 69 when a token could not be had (store or platform); 126/127 when the
-command cannot be run. Nothing is started when ccsecrets fails first.";
+configuration error; 69 when a token could not be had (store or platform); 74 when `token` or
+`export` cannot write what it printed (the tokens are revoked); 126/127 when the command cannot
+be run. Nothing is started when ccsecrets fails first.";
 
 #[derive(Debug, Parser)]
 #[command(name = "ccsecrets", version, about, after_help = AFTER_HELP)]
@@ -731,10 +734,27 @@ async fn cmd_token(
             text.push('\n');
         }
     }
+    write_or_revoke(&core, &text).await?;
     say_not_revoked(block, &opened);
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
     Ok(0)
+}
+
+/// Writes printed values to stdout. When that fails (`> /dev/full`, a closed pipe), nobody got
+/// the tokens: they are revoked and ccsecrets fails instead of reporting success.
+async fn write_or_revoke(core: &Core, text: &str) -> Result<(), Failure> {
+    let written = {
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes()).and_then(|()| out.flush())
+    };
+    if let Err(e) = written {
+        release_all(core).await;
+        return Err(Failure::plain(
+            EXIT_IOERR,
+            "Cannot write the output",
+            format!("stdout: {e}; the tokens were revoked."),
+        ));
+    }
+    Ok(())
 }
 
 /// A value that `NAME=value` carries unchanged to every reader (`$GITHUB_ENV`, GitLab dotenv,
@@ -830,11 +850,10 @@ async fn cmd_export(
     // The tokens stay valid for the later steps; only the store session ends here.
     core.store.shutdown().await;
     print_masks(&exec::secrets(&opened));
+    write_or_revoke(&core, &text).await?;
     for (b, o) in blocks.iter().zip(&opened) {
         say_not_revoked(b, o);
     }
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
     Ok(0)
 }
 

@@ -1451,3 +1451,39 @@ fn revoke_reads_a_bounded_token_from_stdin() {
     assert_eq!(status.code(), Some(78), "{}", text(&out));
     assert_says(&out, &["Cannot read the token", "64 KiB"]);
 }
+
+#[test]
+fn token_and_export_that_cannot_write_fail_and_revoke() {
+    // `ccsecrets token ... > /dev/full`: nobody got the token, so it must not stay valid, and
+    // the script must not be told it worked.
+    let w = World::new();
+    w.write(&w.config());
+    for args in [
+        &["token", "genesys_token.deploy"][..],
+        &["export", "genesys_token.deploy"][..],
+    ] {
+        let out = w
+            .cmd(args)
+            .stdout(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open("/dev/full")
+                    .unwrap(),
+            )
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(74), "{args:?}: {}", text(&out));
+        assert_says(
+            &out,
+            &["Cannot write the output", "the tokens were revoked"],
+        );
+        assert!(
+            !text(&out).contains("is not revoked"),
+            "{args:?}: {}",
+            text(&out)
+        );
+        assert!(w.genesys.tokens_issued(&w.client_id) > 0);
+        assert_eq!(w.genesys.live_tokens(&w.client_id), 0, "{args:?}");
+        assert_no_secrets(&text(&out), &w.secrets());
+    }
+}
