@@ -594,7 +594,7 @@ fn find_block<'a>(config: &'a Config, name: &str) -> Result<&'a config::TokenBlo
             EXIT_CONFIG,
             "No such block",
             format!(
-                "The configuration has no block named {shown:?}. Blocks: {}.",
+                "The configuration has no block named \"{shown}\". Blocks: {}.",
                 config
                     .blocks
                     .iter()
@@ -607,7 +607,7 @@ fn find_block<'a>(config: &'a Config, name: &str) -> Result<&'a config::TokenBlo
             EXIT_CONFIG,
             "Ambiguous block name",
             format!(
-                "{} blocks are named {shown:?}; say which with TYPE.NAME, e.g. {}.{shown}.",
+                "{} blocks are named \"{shown}\"; say which with TYPE.NAME, e.g. {}.{shown}.",
                 many.len(),
                 many[0].kind.name()
             ),
@@ -681,7 +681,7 @@ async fn cmd_token(
                 EXIT_CONFIG,
                 "No such attribute",
                 format!(
-                    "A `{}` block has no attribute {:?}. Attributes: {}.",
+                    "A `{}` block has no attribute \"{}\". Attributes: {}.",
                     block.kind.name(),
                     config::escape_controls(field),
                     words
@@ -724,7 +724,7 @@ async fn cmd_token(
                         EXIT_UNAVAILABLE,
                         "No value",
                         format!(
-                            "{} has no value for {:?}; the token was revoked.",
+                            "{} has no value for \"{}\"; the token was revoked.",
                             config::escape_controls(&block.title()),
                             config::escape_controls(field)
                         ),

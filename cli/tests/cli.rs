@@ -1322,6 +1322,8 @@ fn the_configuration_file_must_be_a_small_regular_file_or_a_pipe() {
     let t = text(&out);
     assert!(!t.contains('\u{1b}') && !t.contains('\u{7}'), "{t:?}");
     assert!(t.contains("genesys_token.evil\\u{1b}[2Jname"), "{t}");
+    // Escaped once, as the file's names are (not `\\u{7}` with a doubled backslash).
+    assert!(t.contains("named \"nope\\u{7}\""), "{t}");
     let out = w.run(&["--config", "missing\u{1b}]0;title\u{7}.hcl", "check"]);
     assert_eq!(out.status.code(), Some(78), "{}", text(&out));
     assert!(!text(&out).contains('\u{1b}'), "{:?}", text(&out));
