@@ -1093,7 +1093,8 @@ async fn cmd_agent(
         ));
     }
     drop(signals);
-    let handover = agent::handover_of(&state, &config.blocks);
+    let mut handover = agent::handover_of(&state, &config.blocks);
+    handover.remove.extend(exec::store_credential_vars(&config));
     let reload = settings.reload.map(|sig| (sig, rx));
     let result = exec::run(command, handover, stop.clone(), reload).await;
     agent::wind_down(&core, &workers, &sinks).await;

@@ -1489,3 +1489,35 @@ fn token_and_export_that_cannot_write_fail_and_revoke() {
         assert_no_secrets(&text(&out), &w.secrets());
     }
 }
+
+#[test]
+fn the_command_the_agent_supervises_gets_no_store_credentials_either() {
+    // The guide: what `exec` removes, `ccsecrets agent -- COMMAND` removes too.
+    let w = World::new();
+    w.write(&w.config());
+    let child = format!(
+        "{}; echo supervised-ok",
+        env_check(
+            &[
+                "VAULT_TOKEN",
+                "BAO_TOKEN",
+                "GENESYSCLOUD_OAUTHCLIENT_SECRET"
+            ],
+            &["GENESYSCLOUD_ACCESS_TOKEN", "VAULT_ADDR"],
+        )
+    );
+    let mut agent = w
+        .cmd(&["agent", "--", "sh", "-c", &child])
+        .env("BAO_TOKEN", ROOT_TOKEN)
+        .env("VAULT_ADDR", w.bao.addr())
+        .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", "client-secret")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_exit(&mut agent, Duration::from_secs(120));
+    let out = agent.wait_with_output().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "supervised-ok\n");
+    assert_eq!(w.genesys.live_tokens(&w.client_id), 0, "revoked after");
+}
