@@ -61,8 +61,8 @@ Under GitHub Actions (GITHUB_ACTIONS=true), every secret value is announced to t
 Exit status: the command's own (128+N when it died of signal N); 2 for bad usage; 78 for a
 configuration error; 69 when a token could not be had (store or platform); 1 when `export
 --format dotenv` refuses a value; 74 when `token` or `export` cannot write what it printed (the
-tokens are revoked); 126/127 when the command cannot
-be run. Nothing is started when ccsecrets fails first.";
+tokens are revoked); 126/127 when the command cannot be run. Nothing is started when
+ccsecrets fails first.";
 
 #[derive(Debug, Parser)]
 #[command(name = "ccsecrets", version, about, after_help = AFTER_HELP)]
