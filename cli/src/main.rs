@@ -725,9 +725,14 @@ async fn cmd_token(
                         EXIT_UNAVAILABLE,
                         "No value",
                         format!(
-                            "{} has no value for \"{}\"; the token was revoked.",
+                            "{} has no value for \"{}\"; nothing was printed{}.",
                             config::escape_controls(&block.title()),
-                            config::escape_controls(field)
+                            config::escape_controls(field),
+                            if opened.lease.is_some() {
+                                " and the token was revoked"
+                            } else {
+                                ""
+                            }
                         ),
                     ));
                 }

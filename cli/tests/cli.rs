@@ -1287,6 +1287,13 @@ fn token_json_of_a_vault_secret_gives_its_data() {
     let out = w.run(&["token", "webhook"]);
     assert_eq!(out.status.code(), Some(78), "{}", text(&out));
     assert_says(&out, &["no attribute \"access_token\""]);
+    // A key the secret lacks: no token was minted, so none is said to be revoked.
+    let out = w.run(&["token", "webhook", "--field", "data.nope"]);
+    assert_eq!(out.status.code(), Some(69), "{}", text(&out));
+    assert_says(
+        &out,
+        &["has no value for \"data.nope\"; nothing was printed."],
+    );
 }
 
 #[test]
