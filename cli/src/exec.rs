@@ -39,14 +39,24 @@ pub(crate) enum EnvValue {
 /// configured `jwt_env`): removed from the command's environment unless kept on purpose.
 pub(crate) const VAULT_CREDENTIAL_VARS: [&str; 2] = ["VAULT_TOKEN", "BAO_TOKEN"];
 /// See [`VAULT_CREDENTIAL_VARS`].
-pub(crate) const AWS_CREDENTIAL_VARS: [&str; 3] = [
+/// Static keys, session token, and what the SDK's default chain signs in with besides them:
+/// the web identity token file and the container (ECS, EKS Pod Identity) authorization token.
+pub(crate) const AWS_CREDENTIAL_VARS: [&str; 6] = [
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
 ];
-/// See [`VAULT_CREDENTIAL_VARS`].
-pub(crate) const AZURE_CREDENTIAL_VARS: [&str; 2] =
-    ["AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE"];
+/// The client secret, the federated token file, and the App Service managed identity's
+/// secret header (`IDENTITY_HEADER`, formerly `MSI_SECRET`).
+pub(crate) const AZURE_CREDENTIAL_VARS: [&str; 4] = [
+    "AZURE_CLIENT_SECRET",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "IDENTITY_HEADER",
+    "MSI_SECRET",
+];
 
 /// The store credentials to remove from a command's environment for this configuration: the
 /// variables of its kind of store and its `jwt_env` variable; none with

@@ -31,6 +31,8 @@ use config::{BlockKind, Config, Located};
 const EXIT_CONFIG: u8 = 78;
 /// Exit status when a token could not be had: the store or the platform failed (EX_UNAVAILABLE).
 const EXIT_UNAVAILABLE: u8 = 69;
+/// Printed values could not be written (sysexits EX_IOERR).
+const EXIT_IOERR: u8 = 74;
 /// How long revocation may take once the command has ended.
 const REVOKE_BUDGET: Duration = Duration::from_secs(10);
 
@@ -47,17 +49,20 @@ resources' attributes plus `env`. Store settings fall back to the variables thei
 paths): --environment, else $CCSECRETS_ENVIRONMENT, else the file's `environment`.
 
 A command started by exec or agent gets the tokens but not the store's credentials: VAULT_TOKEN,
-BAO_TOKEN and the `jwt_env` variable (Vault), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
-AWS_SESSION_TOKEN (AWS), AZURE_CLIENT_SECRET and AZURE_FEDERATED_TOKEN_FILE (Azure), and, with a
-genesys_token block, GENESYSCLOUD_OAUTHCLIENT_ID/SECRET are removed. Keep them with
+BAO_TOKEN and the `jwt_env` variable (Vault), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+AWS_SESSION_TOKEN, AWS_WEB_IDENTITY_TOKEN_FILE and AWS_CONTAINER_AUTHORIZATION_TOKEN(_FILE) (AWS),
+AZURE_CLIENT_SECRET, AZURE_FEDERATED_TOKEN_FILE, IDENTITY_HEADER and MSI_SECRET (Azure), and, with
+a genesys_token block, GENESYSCLOUD_OAUTHCLIENT_ID/SECRET are removed. Keep them with
 `pass_store_credentials = true` in the file, or one by one with `exec --keep-env NAME`.
 
 Under GitHub Actions (GITHUB_ACTIONS=true), every secret value is announced to the runner with an
 `::add-mask::` line on stderr; --no-masks (or CCSECRETS_NO_MASKS=true) turns them off.
 
 Exit status: the command's own (128+N when it died of signal N); 2 for bad usage; 78 for a
-configuration error; 69 when a token could not be had (store or platform); 126/127 when the
-command cannot be run. Nothing is started when ccsecrets fails first.";
+configuration error; 69 when a token could not be had (store or platform); 1 when `export
+--format dotenv` refuses a value; 74 when `token` or `export` cannot write what it printed (the
+tokens are revoked); 126/127 when the command cannot be run. Nothing is started when
+ccsecrets fails first.";
 
 #[derive(Debug, Parser)]
 #[command(name = "ccsecrets", version, about, after_help = AFTER_HELP)]
@@ -627,7 +632,7 @@ fn find_block<'a>(config: &'a Config, name: &str) -> Result<&'a config::TokenBlo
             EXIT_CONFIG,
             "No such block",
             format!(
-                "The configuration has no block named {shown:?}. Blocks: {}.",
+                "The configuration has no block named \"{shown}\". Blocks: {}.",
                 config
                     .blocks
                     .iter()
@@ -640,7 +645,7 @@ fn find_block<'a>(config: &'a Config, name: &str) -> Result<&'a config::TokenBlo
             EXIT_CONFIG,
             "Ambiguous block name",
             format!(
-                "{} blocks are named {shown:?}; say which with TYPE.NAME, e.g. {}.{shown}.",
+                "{} blocks are named \"{shown}\"; say which with TYPE.NAME, e.g. {}.{shown}.",
                 many.len(),
                 many[0].kind.name()
             ),
@@ -698,7 +703,10 @@ async fn cmd_token(
     let block = find_block(&config, name)?;
     let words = block.kind.words();
     let default = ["access_token".to_owned()];
-    let fields = if fields.is_empty() {
+    // --json prints every value the block has, whatever its kind: no field to check.
+    let fields = if json {
+        &[][..]
+    } else if fields.is_empty() {
         &default[..]
     } else {
         fields
@@ -711,7 +719,7 @@ async fn cmd_token(
                 EXIT_CONFIG,
                 "No such attribute",
                 format!(
-                    "A `{}` block has no attribute {:?}. Attributes: {}.",
+                    "A `{}` block has no attribute \"{}\". Attributes: {}.",
                     block.kind.name(),
                     config::escape_controls(field),
                     words
@@ -754,9 +762,14 @@ async fn cmd_token(
                         EXIT_UNAVAILABLE,
                         "No value",
                         format!(
-                            "{} has no value for {:?}; the token was revoked.",
+                            "{} has no value for \"{}\"; nothing was printed{}.",
                             config::escape_controls(&block.title()),
-                            config::escape_controls(field)
+                            config::escape_controls(field),
+                            if opened.lease.is_some() {
+                                " and the token was revoked"
+                            } else {
+                                ""
+                            }
                         ),
                     ));
                 }
@@ -764,19 +777,37 @@ async fn cmd_token(
             text.push('\n');
         }
     }
+    write_or_revoke(&core, &text).await?;
     say_not_revoked(block, &opened);
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
     Ok(0)
 }
 
+/// Writes printed values to stdout. When that fails (`> /dev/full`, a closed pipe), nobody got
+/// the tokens: they are revoked and ccsecrets fails instead of reporting success.
+async fn write_or_revoke(core: &Core, text: &str) -> Result<(), Failure> {
+    let written = {
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes()).and_then(|()| out.flush())
+    };
+    if let Err(e) = written {
+        release_all(core).await;
+        return Err(Failure::plain(
+            EXIT_IOERR,
+            "Cannot write the output",
+            format!("stdout: {e}; the tokens were revoked."),
+        ));
+    }
+    Ok(())
+}
+
 /// A value that `NAME=value` carries unchanged to every reader (`$GITHUB_ENV`, GitLab dotenv,
-/// docker/compose env files, python-dotenv): no quotes, spaces, `#`, `$`, backslashes or
-/// control characters.
+/// docker/compose env files, python-dotenv, a POSIX shell's `set -a; . file`): no quotes,
+/// spaces, `#`, `$`, backslashes, control characters, nor what a shell would pipe, redirect,
+/// background or tilde-expand (`|`, `<`, `>`, `&`, `~`).
 fn dotenv_safe(value: &str) -> bool {
     value
         .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-_.:/+=@,%~^*!?[]{}<>|&".contains(c))
+        .all(|c| c.is_ascii_alphanumeric() || "-_.:/+=@,%^*!?[]{}".contains(c))
 }
 
 /// `value` in single quotes for a POSIX shell.
@@ -832,7 +863,7 @@ async fn cmd_export(
                     1,
                     "Value cannot be written as dotenv",
                     format!(
-                        "The value of {name} holds characters (quotes, spaces, `#`, `$`, backslashes or line breaks) that dotenv readers do not agree on; nothing was printed and the tokens were revoked. Use --format json or --format shell."
+                        "The value of {name} holds characters (quotes, spaces, `#`, `$`, `&`, `|`, `<`, `>`, `~`, backslashes or line breaks) that dotenv readers do not agree on; nothing was printed and the tokens were revoked. Use --format json or --format shell."
                     ),
                 ));
             }
@@ -862,11 +893,10 @@ async fn cmd_export(
     // The tokens stay valid for the later steps; only the store session ends here.
     core.store.shutdown().await;
     print_masks(&exec::secrets(&opened));
+    write_or_revoke(&core, &text).await?;
     for (b, o) in blocks.iter().zip(&opened) {
         say_not_revoked(b, o);
     }
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
     Ok(0)
 }
 
@@ -903,10 +933,21 @@ async fn cmd_revoke(
         settings.api_url = settings.api_url.or(from.api_url);
     }
     let api = genesys::api_base(&settings).map_err(|p| Failure::config(vec![unplaced(p)]))?;
+    // One line, bounded: a token is a few KiB; `< /dev/zero` or a wrong file must not hang.
+    const TOKEN_LIMIT: u64 = 64 * 1024;
     let mut line = zeroize::Zeroizing::new(String::new());
-    std::io::stdin().read_line(&mut line).map_err(|e| {
-        Failure::plain(EXIT_CONFIG, "Cannot read the token", format!("stdin: {e}."))
-    })?;
+    std::io::BufRead::read_line(
+        &mut std::io::Read::take(std::io::stdin().lock(), TOKEN_LIMIT + 1),
+        &mut line,
+    )
+    .map_err(|e| Failure::plain(EXIT_CONFIG, "Cannot read the token", format!("stdin: {e}.")))?;
+    if line.len() as u64 > TOKEN_LIMIT {
+        return Err(Failure::plain(
+            EXIT_CONFIG,
+            "Cannot read the token",
+            "stdin: the first line is longer than 64 KiB; give the token alone on one line.",
+        ));
+    }
     let token = SecretString::from(line.trim().to_owned());
     drop(line);
     if token.expose_secret().is_empty() {
@@ -957,5 +998,38 @@ async fn cmd_check(g: &Globals, stop: CancellationToken) -> Result<u8, Failure> 
         Ok(0)
     } else {
         Err(Failure::unavailable(problems))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dotenv_value_reads_back_the_same_when_a_posix_shell_sources_it() {
+        // Every character dotenv output lets through, in one value, sourced the way a job
+        // loads a dotenv file into its shell (`set -a; . file`).
+        let allowed: String = (0x20u8..0x7f)
+            .map(char::from)
+            .filter(|c| dotenv_safe(&c.to_string()))
+            .collect();
+        let value = format!("{allowed}:{allowed}");
+        assert!(dotenv_safe(&value));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("vars.env");
+        std::fs::write(&file, format!("X={value}\n")).unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("set -a; . \"$1\"; printf '%s' \"$X\"")
+            .arg("sh")
+            .arg(&file)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), value, "{out:?}");
+        // What a shell would run, redirect, background or expand.
+        for bad in ["a|b", "a&b", "a<b", "a>b", "~/x", "a;b", "a b", "$x", "`x`"] {
+            assert!(!dotenv_safe(bad), "{bad}");
+        }
     }
 }

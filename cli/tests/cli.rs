@@ -778,7 +778,10 @@ fn exec_reads_credentials_from_aws_secrets_manager() {
             &[
                 "AWS_ACCESS_KEY_ID",
                 "AWS_SECRET_ACCESS_KEY",
-                "AWS_SESSION_TOKEN"
+                "AWS_SESSION_TOKEN",
+                "AWS_WEB_IDENTITY_TOKEN_FILE",
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"
             ],
             &["AWS_REGION"]
         ),
@@ -787,6 +790,16 @@ fn exec_reads_credentials_from_aws_secrets_manager() {
     let mut cmd = common::clean_command(bin(), dir.path());
     cmd.env_remove("VAULT_TOKEN");
     cmd.env("AWS_SESSION_TOKEN", "session-token");
+    // Other credentials of the SDK's chain (unused here: the static keys come first).
+    cmd.env(
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        dir.path().join("no-such-token"),
+    );
+    cmd.env("AWS_CONTAINER_AUTHORIZATION_TOKEN", "container-token");
+    cmd.env(
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+        dir.path().join("no-such-file"),
+    );
     for (k, v) in aws::static_credentials_env(&moto.endpoint()) {
         cmd.env(k, v);
     }
@@ -901,7 +914,12 @@ fn exec_reads_credentials_from_azure_key_vault() {
     let child = format!(
         "{} && {}",
         env_check(
-            &["AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE"],
+            &[
+                "AZURE_CLIENT_SECRET",
+                "AZURE_FEDERATED_TOKEN_FILE",
+                "IDENTITY_HEADER",
+                "MSI_SECRET"
+            ],
             &["AZURE_CLIENT_ID"]
         ),
         genesys_child(&genesys)
@@ -910,6 +928,9 @@ fn exec_reads_credentials_from_azure_key_vault() {
         .env("AZURE_TENANT_ID", azure.tenant())
         .env("AZURE_CLIENT_ID", app_id)
         .env("AZURE_CLIENT_SECRET", &app_secret)
+        // The managed identity's secret header (unused here: the client secret comes first).
+        .env("IDENTITY_HEADER", "identity-header")
+        .env("MSI_SECRET", "msi-secret")
         .args(["exec", "--", "sh", "-c", &child])
         .output()
         .unwrap();
@@ -1241,6 +1262,41 @@ fn one_mint_gives_several_fields_json_and_exports_that_can_be_sourced() {
 }
 
 #[test]
+fn token_json_of_a_vault_secret_gives_its_data() {
+    // The guide: "for a `vault_secret`, `data` is an object of the secret's keys". A
+    // vault_secret has no access_token, so the default field must not apply to --json.
+    let w = World::new();
+    w.bao.kv_put(
+        "contact-center/prod/webhook",
+        json!({"signing_key": "sk-1", "other": "two"}),
+    );
+    w.write(&format!(
+        "{}vault_secret \"webhook\" {{\n  path = \"contact-center/{{environment}}/webhook\"\n  env  = {{ WEBHOOK_SIGNING_KEY = \"data.signing_key\" }}\n}}\n",
+        w.config()
+    ));
+    let out = w.run(&["token", "webhook", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["data"],
+        json!({"signing_key": "sk-1", "other": "two"}),
+        "{v}"
+    );
+    assert_eq!(v["version"], 1, "{v}");
+    // Without --json the default is still access_token, which a vault_secret lacks: 78.
+    let out = w.run(&["token", "webhook"]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    assert_says(&out, &["no attribute \"access_token\""]);
+    // A key the secret lacks: no token was minted, so none is said to be revoked.
+    let out = w.run(&["token", "webhook", "--field", "data.nope"]);
+    assert_eq!(out.status.code(), Some(69), "{}", text(&out));
+    assert_says(
+        &out,
+        &["has no value for \"data.nope\"; nothing was printed."],
+    );
+}
+
+#[test]
 fn the_configuration_file_must_be_a_small_regular_file_or_a_pipe() {
     let w = World::new();
     let out = w.run(&["--config", "/dev/zero", "check"]);
@@ -1273,6 +1329,8 @@ fn the_configuration_file_must_be_a_small_regular_file_or_a_pipe() {
     let t = text(&out);
     assert!(!t.contains('\u{1b}') && !t.contains('\u{7}'), "{t:?}");
     assert!(t.contains("genesys_token.evil\\u{1b}[2Jname"), "{t}");
+    // Escaped once, as the file's names are (not `\\u{7}` with a doubled backslash).
+    assert!(t.contains("named \"nope\\u{7}\""), "{t}");
     let out = w.run(&["--config", "missing\u{1b}]0;title\u{7}.hcl", "check"]);
     assert_eq!(out.status.code(), Some(78), "{}", text(&out));
     assert!(!text(&out).contains('\u{1b}'), "{:?}", text(&out));
@@ -1384,4 +1442,89 @@ fn completions_for_three_shells_and_help_names_every_store() {
         .output()
         .unwrap();
     assert_says(&out, &["NOT revoked", "dotenv", "shell", "json"]);
+}
+
+#[test]
+fn revoke_reads_a_bounded_token_from_stdin() {
+    // `ccsecrets revoke < /dev/zero` (or a wrong file) must end, not read without bound.
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = common::clean_command(bin(), dir.path())
+        .args(["revoke", "--region", "us-east-1"])
+        .stdin(std::fs::File::open("/dev/zero").unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_exit(&mut child, Duration::from_secs(60));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(status.code(), Some(78), "{}", text(&out));
+    assert_says(&out, &["Cannot read the token", "64 KiB"]);
+}
+
+#[test]
+fn token_and_export_that_cannot_write_fail_and_revoke() {
+    // `ccsecrets token ... > /dev/full`: nobody got the token, so it must not stay valid, and
+    // the script must not be told it worked.
+    let w = World::new();
+    w.write(&w.config());
+    for args in [
+        &["token", "genesys_token.deploy"][..],
+        &["export", "genesys_token.deploy"][..],
+    ] {
+        let out = w
+            .cmd(args)
+            .stdout(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open("/dev/full")
+                    .unwrap(),
+            )
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(74), "{args:?}: {}", text(&out));
+        assert_says(
+            &out,
+            &["Cannot write the output", "the tokens were revoked"],
+        );
+        assert!(
+            !text(&out).contains("is not revoked"),
+            "{args:?}: {}",
+            text(&out)
+        );
+        assert!(w.genesys.tokens_issued(&w.client_id) > 0);
+        assert_eq!(w.genesys.live_tokens(&w.client_id), 0, "{args:?}");
+        assert_no_secrets(&text(&out), &w.secrets());
+    }
+}
+
+#[test]
+fn the_command_the_agent_supervises_gets_no_store_credentials_either() {
+    // The guide: what `exec` removes, `ccsecrets agent -- COMMAND` removes too.
+    let w = World::new();
+    w.write(&w.config());
+    let child = format!(
+        "{}; echo supervised-ok",
+        env_check(
+            &[
+                "VAULT_TOKEN",
+                "BAO_TOKEN",
+                "GENESYSCLOUD_OAUTHCLIENT_SECRET"
+            ],
+            &["GENESYSCLOUD_ACCESS_TOKEN", "VAULT_ADDR"],
+        )
+    );
+    let mut agent = w
+        .cmd(&["agent", "--", "sh", "-c", &child])
+        .env("BAO_TOKEN", ROOT_TOKEN)
+        .env("VAULT_ADDR", w.bao.addr())
+        .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", "client-secret")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_exit(&mut agent, Duration::from_secs(120));
+    let out = agent.wait_with_output().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "supervised-ok\n");
+    assert_eq!(w.genesys.live_tokens(&w.client_id), 0, "revoked after");
 }
