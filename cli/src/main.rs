@@ -35,6 +35,9 @@ const EXIT_UNAVAILABLE: u8 = 69;
 const EXIT_IOERR: u8 = 74;
 /// How long revocation may take once the command has ended.
 const REVOKE_BUDGET: Duration = Duration::from_secs(10);
+/// After a stop signal, how long a token request already sent may take to be answered, so
+/// that its token is revoked rather than abandoned (valid for its whole life).
+const SETTLE_BUDGET: Duration = Duration::from_secs(5);
 
 const AFTER_HELP: &str = "\
 Stores: Vault or OpenBao (KV version 2), AWS Secrets Manager, or Azure Key Vault, configured as
@@ -513,6 +516,36 @@ async fn release_all(core: &Core) {
     }
 }
 
+/// Opens every block like [`open_all`]; a stop signal (INT, TERM, HUP, QUIT) meanwhile lets
+/// a token request already sent be answered (within [`SETTLE_BUDGET`], then the rest is
+/// abandoned) and revokes every token minted, so none outlives the interruption.
+async fn open_interruptible(
+    core: &Core,
+    blocks: &[&config::TokenBlock],
+    stop: &CancellationToken,
+    what: &str,
+) -> Result<Vec<open::Opened>, Failure> {
+    let mut signals = exec::Signals::new()
+        .map_err(|e| Failure::plain(1, "Cannot install signal handlers", e.to_string()))?;
+    let open = open_all(core, blocks);
+    tokio::pin!(open);
+    let sig = tokio::select! {
+        r = &mut open => return r,
+        sig = signals.next() => sig,
+    };
+    // Not cancelled at once: a token request already sent is answered (its token is then
+    // revoked below), which abandoning it would not stop the platform from issuing.
+    if tokio::time::timeout(SETTLE_BUDGET, &mut open).await.is_err() {
+        stop.cancel();
+    }
+    release_all(core).await;
+    Err(Failure::plain(
+        128 + sig as u8,
+        "Interrupted",
+        format!("Stopped by {sig} {what}; every token minted was revoked."),
+    ))
+}
+
 /// Opens every block, in order; on a failure, what was minted is revoked.
 async fn open_all(
     core: &Core,
@@ -593,18 +626,14 @@ async fn cmd_exec(
     let core = core_of(&config, &stop)?;
     let blocks: Vec<&config::TokenBlock> = config.blocks.iter().collect();
     preflight(&core, &config, &blocks)?;
-    // A stop signal while minting abandons it; nothing is started.
-    let mut signals = exec::Signals::new()
-        .map_err(|e| Failure::plain(1, "Cannot install signal handlers", e.to_string()))?;
-    let opened = tokio::select! {
-        r = open_all(&core, &blocks) => r?,
-        sig = signals.next() => {
-            stop.cancel();
-            release_all(&core).await;
-            return Err(Failure::plain(128 + sig as u8, "Interrupted", format!("Stopped by {sig} before the command started; it was not started.")));
-        }
-    };
-    drop(signals);
+    // A stop signal while minting ends it; nothing is started.
+    let opened = open_interruptible(
+        &core,
+        &blocks,
+        &stop,
+        "before the command started; it was not started",
+    )
+    .await?;
     print_masks(&exec::secrets(&opened));
     let mut handover = exec::handover(&config.blocks, &opened);
     handover.remove.extend(exec::store_credential_vars(&config));
@@ -734,11 +763,12 @@ async fn cmd_token(
     }
     let core = core_of(&config, &stop)?;
     preflight(&core, &config, &[block])?;
-    let result = open::open(&core, block).await;
+    let result = open_interruptible(&core, &[block], &stop, "before anything was printed").await;
     // The token stays valid for whoever reads it; only the store session ends here.
     core.store.shutdown().await;
-    let opened = result.map_err(Failure::unavailable)?;
-    report(&opened.warnings);
+    let opened = result?
+        .pop()
+        .ok_or_else(|| Failure::plain(EXIT_UNAVAILABLE, "No value", "The block was not opened."))?;
     print_masks(&exec::secrets(std::slice::from_ref(&opened)));
     let mut text = zeroize::Zeroizing::new(String::new());
     if json {
@@ -847,7 +877,7 @@ async fn cmd_export(
     }
     let core = core_of(&config, &stop)?;
     preflight(&core, &config, &blocks)?;
-    let opened = open_all(&core, &blocks).await?;
+    let opened = open_interruptible(&core, &blocks, &stop, "before anything was printed").await?;
     let handover = exec::handover(&owned, &opened);
     let mut text = zeroize::Zeroizing::new(String::new());
     let mut object = serde_json::Map::new();

@@ -1528,3 +1528,49 @@ fn the_command_the_agent_supervises_gets_no_store_credentials_either() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "supervised-ok\n");
     assert_eq!(w.genesys.live_tokens(&w.client_id), 0, "revoked after");
 }
+
+#[test]
+fn a_stop_signal_while_token_or_export_mints_revokes_what_was_minted() {
+    // `timeout 2 ccsecrets token ...` in a script: the token request is on the wire when TERM
+    // comes. Its answer is awaited and the token revoked, not abandoned valid for 24 hours.
+    let w = World::new();
+    w.write(&w.config());
+    for (round, args) in [
+        &["token", "genesys_token.deploy"][..],
+        &["export", "genesys_token.deploy"][..],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        w.genesys
+            .push_fault(genesys::route::TOKEN, Fault::Delay(Duration::from_secs(2)));
+        let child = w
+            .cmd(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while w.genesys.token_requests(&w.client_id) <= round {
+            assert!(Instant::now() < deadline, "{args:?}: no token request");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        kill(&child, "-TERM");
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(128 + 15),
+            "{args:?}: {}",
+            text(&out)
+        );
+        assert_says(&out, &["Interrupted", "every token minted was revoked"]);
+        assert!(out.stdout.is_empty(), "{args:?}: nothing printed");
+        assert_eq!(
+            w.genesys.tokens_issued(&w.client_id),
+            round + 1,
+            "{args:?}: the delayed request was answered"
+        );
+        assert_eq!(w.genesys.live_tokens(&w.client_id), 0, "{args:?}");
+        assert_no_secrets(&text(&out), &w.secrets());
+    }
+}
