@@ -535,7 +535,10 @@ async fn open_interruptible(
     };
     // Not cancelled at once: a token request already sent is answered (its token is then
     // revoked below), which abandoning it would not stop the platform from issuing.
-    if tokio::time::timeout(SETTLE_BUDGET, &mut open).await.is_err() {
+    if tokio::time::timeout(SETTLE_BUDGET, &mut open)
+        .await
+        .is_err()
+    {
         stop.cancel();
     }
     release_all(core).await;

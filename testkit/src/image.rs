@@ -68,7 +68,8 @@ fn io_err(path: &Path, e: &std::io::Error) -> String {
     format!("{}: {e}", path.display())
 }
 
-fn run(cmd: &mut Command) -> Result<String, String> {
+/// The standard output of a command that must succeed; its standard error when it fails.
+pub fn command_output(cmd: &mut Command) -> Result<String, String> {
     let what = format!("{cmd:?}");
     let out = cmd
         .stdin(Stdio::null())
@@ -162,7 +163,7 @@ fn package_of(path: &Path) -> Result<String, String> {
 
 /// A package's version, from dpkg's database.
 fn package_version(pkg: &str) -> Result<String, String> {
-    let v = run(Command::new("dpkg-query").args(["-W", "-f", "${Version}", pkg]))?;
+    let v = command_output(Command::new("dpkg-query").args(["-W", "-f", "${Version}", pkg]))?;
     Ok(v.trim().to_owned())
 }
 

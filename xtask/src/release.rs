@@ -140,21 +140,8 @@ fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
-/// Output of a command that must succeed.
-fn output(cmd: &mut Command) -> Result<String, String> {
-    let what = format!("{cmd:?}");
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run {what}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{what} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
+// The output of a command that must succeed (one helper with the image builder).
+use ccsecrets_testkit::image::command_output as output;
 
 /// The provider's version, the cargo target directory and the repository URL, from `cargo
 /// metadata`.
