@@ -587,6 +587,13 @@ fn mib(bytes: u64) -> String {
 }
 
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        #[allow(clippy::print_stdout)]
+        {
+            println!("{USAGE}");
+        }
+        return Ok(());
+    }
     let opts = parse(args)?;
     // An explicit --unsigned wins over GPG_FINGERPRINT.
     let key = match (&opts.key, opts.unsigned) {
