@@ -587,20 +587,6 @@ fn health(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
     )
 }
 
-/// The `ccsecrets.hcl: |` entry of a ConfigMap, unindented.
-fn embedded_config(yaml: &str) -> String {
-    let mut lines = yaml
-        .lines()
-        .skip_while(|l| !l.trim_start().starts_with("ccsecrets.hcl: |"));
-    let header = lines.next().expect("a ccsecrets.hcl entry");
-    let indent = header.len() - header.trim_start().len() + 2;
-    lines
-        .take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() >= indent)
-        .map(|l| l.get(indent..).unwrap_or(""))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 /// Runs the agent on `cfg` in a new user and mount namespace whose `/run` is a fresh tmpfs
 /// holding only an empty `/run/ccsecrets`, as the containers' volume: the shipped absolute sink
 /// paths work unchanged.
@@ -643,7 +629,7 @@ fn the_compose_and_kubernetes_configurations_become_ready_on_a_fresh_volume_as_s
     );
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     let compose = std::fs::read_to_string(examples.join("docker-compose/ccsecrets.hcl")).unwrap();
-    let kubernetes = embedded_config(
+    let kubernetes = common::embedded_config(
         &std::fs::read_to_string(examples.join("kubernetes/deployment.yaml")).unwrap(),
     );
     // Only the store's address and login (the test's OpenBao, its token from VAULT_TOKEN)
@@ -767,21 +753,6 @@ fn sigterm_during_a_token_request_waits_for_the_answer_and_revokes_that_token() 
     assert!(!w.sink("token").exists());
 }
 
-/// GET `path` on `port`: the status, or `None` when the connection is refused or closed.
-fn try_get(port: u16, path: &str) -> Option<u16> {
-    use std::io::Write as _;
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    out.get(9..12)?.parse().ok()
-}
-
 #[test]
 fn hundreds_of_idle_connections_break_neither_the_sinks_nor_the_health_endpoint() {
     let w = World::new(3);
@@ -817,10 +788,10 @@ fn hundreds_of_idle_connections_break_neither_the_sinks_nor_the_health_endpoint(
     assert!(w.valid(&later));
     // Idle connections are dropped after a few seconds; the probes answer meanwhile.
     wait_for("/healthz", Duration::from_secs(10), || {
-        try_get(w.port, "/healthz") == Some(200)
+        common::http_status(w.port, "/healthz") == Some(200)
     });
     wait_for("/readyz", Duration::from_secs(10), || {
-        try_get(w.port, "/readyz") == Some(200)
+        common::http_status(w.port, "/readyz") == Some(200)
     });
     drop(idle);
     let (status, log) = stop(agent, Duration::from_secs(10));

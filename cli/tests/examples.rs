@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -40,20 +42,6 @@ fn kubernetes_manifests_validate_strictly() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-}
-
-/// The `ccsecrets.hcl: |` block of a ConfigMap, unindented.
-fn embedded_config(yaml: &str) -> String {
-    let mut lines = yaml
-        .lines()
-        .skip_while(|l| !l.trim_start().starts_with("ccsecrets.hcl: |"));
-    let header = lines.next().expect("a ccsecrets.hcl entry");
-    let indent = header.len() - header.trim_start().len() + 2;
-    lines
-        .take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() >= indent)
-        .map(|l| l.get(indent..).unwrap_or(""))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// Runs `ccsecrets token` on `cfg`: it reads and validates the whole file before it looks for
@@ -118,7 +106,7 @@ fn the_agent_configuration_in_each_manifest_is_valid() {
         }
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("ccsecrets.hcl");
-        std::fs::write(&cfg, embedded_config(&yaml)).unwrap();
+        std::fs::write(&cfg, common::embedded_config(&yaml)).unwrap();
         assert_config_valid(&cfg, &m.display().to_string());
     }
 }

@@ -9,6 +9,8 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -82,21 +84,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// `GET path` on the agent's listener: the status, or None while nothing answers.
-fn http_status(port: u16, path: &str) -> Option<u16> {
-    use std::io::{Read as _, Write as _};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    out.get(9..12)?.parse().ok()
 }
 
 fn wait_for(what: &str, within: Duration, mut f: impl FnMut() -> bool) -> Duration {
@@ -438,15 +425,15 @@ fn the_kubernetes_example_runs_under_runc() {
             "the agent stopped: {:?}",
             runc.output("k8s-agent")
         );
-        http_status(port, ready_path) == Some(200)
+        common::http_status(port, ready_path) == Some(200)
     });
     let ready_after = started.elapsed();
     eprintln!("kubernetes example: the agent was ready {ready_after:?} after runc run");
     let live = agent["livenessProbe"]["httpGet"]["path"].as_str().unwrap();
     assert_eq!(live, "/healthz");
-    assert_eq!(http_status(port, live), Some(200));
+    assert_eq!(common::http_status(port, live), Some(200));
     let ready = agent["readinessProbe"]["httpGet"]["path"].as_str().unwrap();
-    assert_eq!(http_status(port, ready), Some(200));
+    assert_eq!(common::http_status(port, ready), Some(200));
 
     // The sink, as the agent sees it, on the host's tmpfs.
     let sink = "/run/ccsecrets/genesys/access_token";
@@ -590,7 +577,7 @@ fn the_compose_example_runs_under_runc() {
         "compose example: the agent was healthy {:?} after runc run",
         started.elapsed()
     );
-    assert_eq!(http_status(port, "/readyz"), Some(200));
+    assert_eq!(common::http_status(port, "/readyz"), Some(200));
 
     let token_file = app["environment"]["GENESYSCLOUD_TOKEN_FILE"]
         .as_str()
