@@ -29,7 +29,7 @@ pub(crate) const GENESYS_CLIENT_VARS: [&str; 2] = [
 pub(crate) const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// A variable's value: secrets stay in secret types until the command is started.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum EnvValue {
     Plain(String),
     Secret(SecretString),

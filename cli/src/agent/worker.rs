@@ -181,16 +181,7 @@ impl BlockState {
 
     /// The variables of the current token, for a command.
     pub(crate) fn env(&self) -> Vec<(String, EnvValue)> {
-        lock(&self.env)
-            .iter()
-            .map(|(k, v)| {
-                let v = match v {
-                    EnvValue::Plain(p) => EnvValue::Plain(p.clone()),
-                    EnvValue::Secret(s) => EnvValue::Secret(s.clone()),
-                };
-                (k.clone(), v)
-            })
-            .collect()
+        lock(&self.env).clone()
     }
 
     /// Counts one failure of `kind`.
@@ -416,17 +407,7 @@ impl<M: Minter> Worker<M> {
         *pending = self.write_sinks(&fresh, &all).await;
         self.state.ready.store(pending.is_empty(), Ordering::SeqCst);
         *lock(&self.state.expires_at) = fresh.opened.expires_at;
-        *lock(&self.state.env) = fresh
-            .env
-            .iter()
-            .map(|(k, v)| {
-                let v = match v {
-                    EnvValue::Plain(p) => EnvValue::Plain(p.clone()),
-                    EnvValue::Secret(s) => EnvValue::Secret(s.clone()),
-                };
-                (k.clone(), v)
-            })
-            .collect();
+        lock(&self.state.env).clone_from(&fresh.env);
         self.state.mints.inc();
         self.state.generation.fetch_add(1, Ordering::SeqCst);
         tracing::info!(
